@@ -1,0 +1,123 @@
+//! Configuration of a replica, validated before use.
+
+use crate::error::CoreError;
+use crate::types::NodeId;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The protocol configuration of one replica. Durations are in milliseconds (`*_ms`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This replica's id.
+    pub node_id: NodeId,
+    /// Message-loss timeout: a coordinator retransmits an unacknowledged INV after this long, and
+    /// a request that waits this long on an Invalid key replays the write. A liveness knob only:
+    /// it never shortens the set of ACKs a write needs. Keep it well above the p99 write latency.
+    pub message_loss_timeout_ms: u64,
+    /// A request not answered within this long gets [`crate::RequestError::Timeout`].
+    pub request_timeout_ms: u64,
+    /// The largest key accepted, in bytes.
+    pub key_bytes_max: usize,
+    /// The largest value accepted, in bytes.
+    pub value_bytes_max: usize,
+    /// The most requests that may be pending (waiting or coordinating) on one key.
+    pub requests_per_key_max: usize,
+    /// The most requests that may be pending on this replica in total.
+    pub requests_max: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            node_id: NodeId(1),
+            message_loss_timeout_ms: 100,
+            request_timeout_ms: 5_000,
+            key_bytes_max: 1024,
+            value_bytes_max: 1 << 20,
+            requests_per_key_max: 1024,
+            requests_max: 65_536,
+        }
+    }
+}
+
+impl Config {
+    /// A default configuration for `node_id`.
+    pub fn for_node(node_id: NodeId) -> Self {
+        Config {
+            node_id,
+            ..Config::default()
+        }
+    }
+
+    /// Checks every field; the error names the offending field.
+    pub fn validate(&self) -> Result<(), CoreError> {
+        let positive = [
+            ("message_loss_timeout_ms", self.message_loss_timeout_ms as usize),
+            ("request_timeout_ms", self.request_timeout_ms as usize),
+            ("key_bytes_max", self.key_bytes_max),
+            ("value_bytes_max", self.value_bytes_max),
+            ("requests_per_key_max", self.requests_per_key_max),
+            ("requests_max", self.requests_max),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(CoreError::InvalidConfig {
+                    field,
+                    reason: "must be greater than zero".into(),
+                });
+            }
+        }
+        if self.requests_per_key_max > self.requests_max {
+            return Err(CoreError::InvalidConfig {
+                field: "requests_per_key_max",
+                reason: format!(
+                    "{} exceeds requests_max ({})",
+                    self.requests_per_key_max, self.requests_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The message-loss timeout as a duration.
+    pub fn message_loss_timeout(&self) -> Duration {
+        Duration::from_millis(self.message_loss_timeout_ms)
+    }
+
+    /// The request timeout as a duration.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn zero_timeout_is_rejected_by_name() {
+        let config = Config {
+            message_loss_timeout_ms: 0,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("message_loss_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn per_key_bound_above_total_is_rejected() {
+        let config = Config {
+            requests_per_key_max: 10,
+            requests_max: 5,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("requests_per_key_max"), "{err}");
+    }
+}

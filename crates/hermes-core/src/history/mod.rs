@@ -1,0 +1,1 @@
+//! Linearizability checking of client histories (see the module docs once filled).
