@@ -10,7 +10,7 @@
 //! [`Replica::poll_timeout`]. The same code runs in the node runtime, in the deterministic
 //! simulator ([`sim`]) and in the model checker.
 //!
-//! ```ignore
+//! ```
 //! use hermes_core::{Action, Config, Epoch, Instant, NodeId, Op, Outcome, Replica, RequestId, View};
 //!
 //! let view = View::new(Epoch(1), [NodeId(1)]);
@@ -33,6 +33,7 @@ pub mod error;
 pub mod history;
 pub mod message;
 pub mod op;
+pub mod replica;
 pub mod types;
 pub mod view;
 
@@ -40,6 +41,7 @@ pub use action::Action;
 pub use config::Config;
 pub use error::CoreError;
 pub use message::{Ack, Inv, Message, Val};
+pub use replica::{KeyState, PlantedBug, Replica, Stats};
 pub use op::{Op, OpResult, Outcome, RequestError, RequestId};
 pub use types::{Epoch, Instant, Key, NodeId, Record, Ts, Value};
 pub use view::View;

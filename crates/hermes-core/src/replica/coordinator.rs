@@ -1,0 +1,224 @@
+//! The coordinator path: Coord_TS, Coord_INV, Coord_ACK, Coord_VAL, and replays.
+
+use super::{KeyState, Pending, Replica, UpdateKind};
+use crate::message::{Ack, Inv, Message, Val};
+use crate::op::{Outcome, RequestError, RequestId};
+use crate::types::{Instant, Key, NodeId, Value};
+use std::collections::BTreeSet;
+
+impl Replica {
+    /// Starts a client write or RMW on a Valid key: new timestamp (Coord_TS), apply locally, move
+    /// to Write and broadcast the INV with the value (Coord_INV).
+    pub(super) fn begin_update(
+        &mut self,
+        now: Instant,
+        key: &Key,
+        id: RequestId,
+        kind: UpdateKind,
+        value: Option<Value>,
+    ) {
+        let me = self.id();
+        let epoch = self.view.epoch;
+        let Some(entry) = self.keys.get_mut(key) else {
+            return;
+        };
+        debug_assert_eq!(entry.state, KeyState::Valid);
+        debug_assert!(entry.pending.is_none());
+        let is_rmw = kind == UpdateKind::Rmw;
+        let ts = if is_rmw {
+            entry.ts.next_rmw(me)
+        } else {
+            entry.ts.next_write(me)
+        };
+        entry.ts = ts;
+        entry.value = value.clone();
+        entry.state = KeyState::Write;
+        entry.last_writer = me;
+        entry.is_rmw = is_rmw;
+        entry.pending = Some(Pending {
+            ts,
+            value: value.clone(),
+            is_rmw,
+            kind,
+            acks: BTreeSet::new(),
+            epoch,
+            client: Some(id),
+        });
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.coordinating = true;
+        }
+        let inv = Inv {
+            key: key.clone(),
+            ts,
+            value,
+            is_rmw,
+            epoch,
+        };
+        self.broadcast_inv(&inv, None);
+        self.set_key_deadline(key, Some(now + self.config.message_loss_timeout()));
+        self.check_complete(now, key);
+    }
+
+    /// Replays the update an Invalid key holds, with its original timestamp and value.
+    pub(super) fn start_replay(&mut self, now: Instant, key: &Key) {
+        let me = self.id();
+        let epoch = self.view.epoch;
+        let Some(entry) = self.keys.get_mut(key) else {
+            return;
+        };
+        if entry.state != KeyState::Invalid || entry.pending.is_some() {
+            return;
+        }
+        entry.state = KeyState::Replay;
+        entry.last_writer = me;
+        entry.pending = Some(Pending {
+            ts: entry.ts,
+            value: entry.value.clone(),
+            is_rmw: entry.is_rmw,
+            kind: UpdateKind::Replay,
+            acks: BTreeSet::new(),
+            epoch,
+            client: None,
+        });
+        let inv = Inv {
+            key: key.clone(),
+            ts: entry.ts,
+            value: entry.value.clone(),
+            is_rmw: entry.is_rmw,
+            epoch,
+        };
+        self.stats.replays += 1;
+        self.broadcast_inv(&inv, None);
+        self.set_key_deadline(key, Some(now + self.config.message_loss_timeout()));
+        self.check_complete(now, key);
+    }
+
+    /// Replays `key` if it is Invalid and the node whose INV it adopted has left the view.
+    /// Returns whether a replay started.
+    pub(super) fn replay_if_orphaned(&mut self, now: Instant, key: &Key) -> bool {
+        let Some(entry) = self.keys.get(key) else {
+            return false;
+        };
+        let orphaned = entry.state == KeyState::Invalid
+            && entry.pending.is_none()
+            && !self.view.contains(entry.last_writer);
+        if orphaned && self.view.is_member(self.id()) {
+            self.start_replay(now, key);
+            return true;
+        }
+        false
+    }
+
+    /// Coord_ACK: counts an ACK that matches the pending update's exact timestamp and epoch.
+    pub(super) fn on_ack(&mut self, now: Instant, from: NodeId, ack: Ack) {
+        if ack.epoch != self.view.epoch {
+            self.stats.dropped_wrong_epoch += 1;
+            return;
+        }
+        let epoch = self.view.epoch;
+        let Some(pending) = self.keys.get_mut(&ack.key).and_then(|e| e.pending.as_mut()) else {
+            return;
+        };
+        if pending.ts != ack.ts || pending.epoch != epoch {
+            return;
+        }
+        pending.acks.insert(from);
+        self.check_complete(now, &ack.key);
+    }
+
+    /// Completes the pending update of `key` if every replica of the view has ACKed it.
+    pub(super) fn check_complete(&mut self, now: Instant, key: &Key) {
+        let me = self.id();
+        let Some(pending) = self.keys.get(key).and_then(|e| e.pending.as_ref()) else {
+            return;
+        };
+        if pending.epoch != self.view.epoch || !self.view.contains(me) {
+            return;
+        }
+        let all_acked = self
+            .view
+            .replicas()
+            .all(|n| n == me || pending.acks.contains(&n));
+        if all_acked {
+            self.complete(now, key);
+        }
+    }
+
+    /// The pending update of `key` has every ACK: it is committed. Answer its client and validate
+    /// (Coord_VAL), or, in Trans, fall back to Invalid without a VAL ([O1]).
+    fn complete(&mut self, now: Instant, key: &Key) {
+        let epoch = self.view.epoch;
+        let Some(entry) = self.keys.get_mut(key) else {
+            return;
+        };
+        let Some(pending) = entry.pending.take() else {
+            return;
+        };
+        let validate = match entry.state {
+            KeyState::Write | KeyState::Replay => {
+                debug_assert_eq!(entry.ts, pending.ts);
+                entry.state = KeyState::Valid;
+                true
+            }
+            KeyState::Trans => {
+                entry.state = KeyState::Invalid;
+                false
+            }
+            KeyState::Valid | KeyState::Invalid => {
+                debug_assert!(false, "a pending update exists only in Write, Replay or Trans");
+                false
+            }
+        };
+        self.set_key_deadline(key, None);
+        if validate {
+            let val = Message::Val(Val {
+                key: key.clone(),
+                ts: pending.ts,
+                epoch,
+            });
+            let me = self.id();
+            let targets: Vec<NodeId> = self.view.replicas().filter(|n| *n != me).collect();
+            for to in targets {
+                self.send(to, val.clone());
+            }
+        }
+        self.finish_update(&pending);
+        if validate {
+            self.became_valid(key);
+        } else {
+            self.replay_if_orphaned(now, key);
+        }
+        self.mark_resume(key);
+    }
+
+    /// Answers the client of a finished (committed or superseded-and-complete) update.
+    pub(super) fn finish_update(&mut self, pending: &Pending) {
+        let Some(client) = pending.client else {
+            return;
+        };
+        let outcome = match pending.kind {
+            UpdateKind::Rmw => {
+                self.stats.rmws += 1;
+                Outcome::Swapped { ts: pending.ts }
+            }
+            UpdateKind::Write | UpdateKind::Replay => {
+                self.stats.writes += 1;
+                Outcome::Written { ts: pending.ts }
+            }
+        };
+        self.answer(client, Ok(outcome));
+    }
+
+    /// The key just became Valid (at a timestamp above any RMW that lost here): answer the lost
+    /// RMW, which can no longer commit anywhere.
+    pub(super) fn became_valid(&mut self, key: &Key) {
+        let Some(entry) = self.keys.get_mut(key) else {
+            return;
+        };
+        debug_assert_eq!(entry.state, KeyState::Valid);
+        if let Some(id) = entry.aborted_rmw.take() {
+            self.stats.rmw_aborts += 1;
+            self.answer(id, Err(RequestError::Aborted));
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! Client requests: validation, admission bounds, running, stalling and resuming.
+
+use super::{KeyEntry, KeyState, Replica, Request, UpdateKind};
+use crate::op::{Op, Outcome, RequestError, RequestId};
+use crate::types::{Instant, Key};
+
+impl Replica {
+    /// Handles a client request. Its answer arrives as an [`crate::Action::Reply`], at once or
+    /// when the key allows (a stalled request waits at most `request_timeout_ms`).
+    pub fn handle_request(&mut self, now: Instant, id: RequestId, op: Op) {
+        if let Err(reason) = self.check_op(&op) {
+            self.stats.invalid_arguments += 1;
+            self.actions.push_back(crate::Action::Reply {
+                id,
+                result: Err(RequestError::InvalidArgument(reason)),
+            });
+            return;
+        }
+        if self.requests.contains_key(&id) {
+            self.stats.invalid_arguments += 1;
+            self.actions.push_back(crate::Action::Reply {
+                id,
+                result: Err(RequestError::InvalidArgument(format!(
+                    "request id {} is already in flight",
+                    id.0
+                ))),
+            });
+            return;
+        }
+        if let Op::Read { key } = &op {
+            if let Some(value) = self.read_local(key) {
+                self.stats.reads += 1;
+                self.actions.push_back(crate::Action::Reply {
+                    id,
+                    result: Ok(Outcome::Value(value)),
+                });
+                return;
+            }
+        }
+        if let Err(reason) = self.check_bounds(op.key()) {
+            self.stats.overloaded += 1;
+            self.actions.push_back(crate::Action::Reply {
+                id,
+                result: Err(RequestError::Overloaded(reason)),
+            });
+            return;
+        }
+        let key = op.key().clone();
+        let deadline = now + self.config.request_timeout();
+        self.requests.insert(
+            id,
+            Request {
+                op,
+                deadline,
+                coordinating: false,
+            },
+        );
+        self.request_deadlines.insert((deadline, id));
+        let entry = self.keys.entry(key.clone()).or_insert_with(KeyEntry::absent);
+        entry.waiting.push_back(id);
+        self.run_waiting(now, &key);
+        if self.requests.get(&id).is_some_and(|r| !r.coordinating) {
+            self.stats.stalls += 1;
+        }
+        self.resume_marked(now);
+    }
+
+    fn check_op(&self, op: &Op) -> Result<(), String> {
+        let key = op.key();
+        if key.is_empty() {
+            return Err("the key is empty".into());
+        }
+        if key.len() > self.config.key_bytes_max {
+            return Err(format!(
+                "the key is {} bytes, over key_bytes_max ({})",
+                key.len(),
+                self.config.key_bytes_max
+            ));
+        }
+        let values = match op {
+            Op::Read { .. } | Op::Delete { .. } => [None, None],
+            Op::Write { value, .. } => [Some(value), None],
+            Op::Cas { expected, new, .. } => [Some(new), expected.as_ref()],
+        };
+        for value in values.into_iter().flatten() {
+            if value.len() > self.config.value_bytes_max {
+                return Err(format!(
+                    "the value is {} bytes, over value_bytes_max ({})",
+                    value.len(),
+                    self.config.value_bytes_max
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_bounds(&self, key: &Key) -> Result<(), String> {
+        if self.requests.len() >= self.config.requests_max {
+            return Err(format!(
+                "{} requests pending, the limit requests_max",
+                self.requests.len()
+            ));
+        }
+        let on_key = self.keys.get(key).map_or(0, KeyEntry::request_count);
+        if on_key >= self.config.requests_per_key_max {
+            return Err(format!(
+                "{on_key} requests pending on this key, the limit requests_per_key_max"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs the stalled requests of `key` in arrival order until one has to wait.
+    pub(super) fn run_waiting(&mut self, now: Instant, key: &Key) {
+        loop {
+            let Some(entry) = self.keys.get_mut(key) else {
+                return;
+            };
+            let Some(id) = entry.waiting.pop_front() else {
+                break;
+            };
+            if !self.try_run(now, key, id) {
+                if let Some(entry) = self.keys.get_mut(key) {
+                    entry.waiting.push_front(id);
+                }
+                self.on_stall(now, key);
+                break;
+            }
+        }
+        match self.keys.get(key) {
+            Some(entry) if !entry.waiting.is_empty() => {
+                self.stalled.insert(key.clone());
+            }
+            Some(entry) => {
+                if entry.is_pristine() {
+                    self.keys.remove(key);
+                }
+                self.stalled.remove(key);
+            }
+            None => {
+                self.stalled.remove(key);
+            }
+        }
+    }
+
+    /// Runs request `id` on `key` if the key's state allows; returns whether it ran.
+    fn try_run(&mut self, now: Instant, key: &Key, id: RequestId) -> bool {
+        let (Some(request), Some(entry)) = (self.requests.get(&id), self.keys.get(key)) else {
+            return true; // answered already (timed out): nothing left to run
+        };
+        let valid = entry.state == KeyState::Valid;
+        let serving = self.is_serving();
+        match &request.op {
+            Op::Read { .. } => {
+                let readable = valid
+                    || (entry.state == KeyState::Invalid
+                        && self.has_bug(super::PlantedBug::ReadInInvalid));
+                if !(readable && serving) {
+                    return false;
+                }
+                let value = entry.value.clone();
+                self.stats.reads += 1;
+                self.answer(id, Ok(Outcome::Value(value)));
+            }
+            Op::Write { value, .. } => {
+                if !(valid && self.view.is_member(self.id())) {
+                    return false;
+                }
+                let value = Some(value.clone());
+                self.begin_update(now, key, id, UpdateKind::Write, value);
+            }
+            Op::Delete { .. } => {
+                if !(valid && self.view.is_member(self.id())) {
+                    return false;
+                }
+                self.begin_update(now, key, id, UpdateKind::Write, None);
+            }
+            Op::Cas { expected, new, .. } => {
+                if !(valid && serving) {
+                    return false;
+                }
+                if entry.value != *expected {
+                    self.stats.cas_failed += 1;
+                    self.answer(id, Err(RequestError::CasFailed));
+                } else {
+                    let value = Some(new.clone());
+                    self.begin_update(now, key, id, UpdateKind::Rmw, value);
+                }
+            }
+        }
+        true
+    }
+
+    /// The front request of `key` must wait: make sure something will wake it.
+    fn on_stall(&mut self, now: Instant, key: &Key) {
+        let Some(entry) = self.keys.get(key) else {
+            return;
+        };
+        if entry.state != KeyState::Invalid || entry.pending.is_some() {
+            return; // a pending update has its own deadline and completion
+        }
+        let unarmed = entry.deadline.is_none();
+        if self.replay_if_orphaned(now, key) {
+            return;
+        }
+        if unarmed && self.view.is_member(self.id()) {
+            let deadline = now + self.config.message_loss_timeout();
+            self.set_key_deadline(key, Some(deadline));
+        }
+    }
+
+    /// Answers request `id` with a timeout, detaching it from whatever it waits on.
+    pub(super) fn time_out(&mut self, id: RequestId) {
+        let Some(request) = self.requests.get(&id) else {
+            return;
+        };
+        let key = request.op.key().clone();
+        let outcome_unknown = request.coordinating;
+        if let Some(entry) = self.keys.get_mut(&key) {
+            entry.waiting.retain(|w| *w != id);
+            if let Some(pending) = entry.pending.as_mut() {
+                if pending.client == Some(id) {
+                    pending.client = None;
+                }
+            }
+            if entry.aborted_rmw == Some(id) {
+                entry.aborted_rmw = None;
+            }
+        }
+        self.stats.timeouts += 1;
+        self.answer(id, Err(RequestError::Timeout { outcome_unknown }));
+        self.mark_resume(&key);
+    }
+}
