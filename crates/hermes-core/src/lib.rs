@@ -31,9 +31,11 @@ pub mod action;
 pub mod config;
 pub mod error;
 pub mod history;
+pub mod invariants;
 pub mod message;
 pub mod op;
 pub mod replica;
+pub mod sim;
 pub mod types;
 pub mod view;
 

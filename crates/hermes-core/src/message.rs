@@ -42,6 +42,10 @@ pub struct Ack {
     pub key: Key,
     /// The timestamp copied from the acknowledged INV (never the follower's own).
     pub ts: Ts,
+    /// The timestamp the follower holds after handling the INV (at least `ts`, or higher when
+    /// the follower already knows a newer update). The coordinator forwards the highest one in
+    /// its VAL, so that no RMW starts from a value that a concurrent update already supersedes.
+    pub held: Ts,
     /// The sender's epoch; receivers in another epoch drop the message.
     pub epoch: Epoch,
 }
@@ -56,6 +60,9 @@ pub struct Val {
     pub key: Key,
     /// The committed timestamp.
     pub ts: Ts,
+    /// The highest timestamp any replica held when it ACKed `ts`: an update above `ts` may be in
+    /// flight up to this timestamp, so RMWs wait until the key is Valid at least this high.
+    pub highest: Ts,
     /// The sender's epoch.
     pub epoch: Epoch,
 }

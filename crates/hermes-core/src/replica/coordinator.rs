@@ -43,6 +43,7 @@ impl Replica {
             acks: BTreeSet::new(),
             epoch,
             client: Some(id),
+            highest_acked: ts,
         });
         if let Some(request) = self.requests.get_mut(&id) {
             request.coordinating = true;
@@ -79,6 +80,7 @@ impl Replica {
             acks: BTreeSet::new(),
             epoch,
             client: None,
+            highest_acked: entry.ts,
         });
         let inv = Inv {
             key: key.clone(),
@@ -123,6 +125,7 @@ impl Replica {
             return;
         }
         pending.acks.insert(from);
+        pending.highest_acked = pending.highest_acked.max(ack.held);
         self.check_complete(now, &ack.key);
     }
 
@@ -158,6 +161,7 @@ impl Replica {
             KeyState::Write | KeyState::Replay => {
                 debug_assert_eq!(entry.ts, pending.ts);
                 entry.state = KeyState::Valid;
+                entry.known_max = entry.known_max.max(pending.highest_acked);
                 true
             }
             KeyState::Trans => {
@@ -174,6 +178,7 @@ impl Replica {
             let val = Message::Val(Val {
                 key: key.clone(),
                 ts: pending.ts,
+                highest: pending.highest_acked,
                 epoch,
             });
             let me = self.id();

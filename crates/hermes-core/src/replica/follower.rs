@@ -49,7 +49,7 @@ impl Replica {
                     }
                 }
                 let invalid = entry.state == KeyState::Invalid;
-                self.send_ack(from, inv.key.clone(), inv.ts);
+                self.send_ack(from, inv.key.clone(), inv.ts, inv.ts);
                 if invalid {
                     // A new update is in flight: give it a full timeout before replaying.
                     self.set_key_deadline(&inv.key, None);
@@ -67,7 +67,7 @@ impl Replica {
                 if entry.state != KeyState::Write {
                     entry.last_writer = from;
                 }
-                self.send_ack(from, inv.key, inv.ts);
+                self.send_ack(from, inv.key, inv.ts, inv.ts);
             }
             Ordering::Less => {
                 if inv.is_rmw {
@@ -80,7 +80,8 @@ impl Replica {
                     };
                     self.send(from, Message::Inv(reply));
                 } else {
-                    self.send_ack(from, inv.key, inv.ts);
+                    let held = entry.ts;
+                    self.send_ack(from, inv.key, inv.ts, held);
                 }
             }
         }
@@ -97,6 +98,7 @@ impl Replica {
         }
         let pending = entry.pending.take();
         entry.state = KeyState::Valid;
+        entry.known_max = entry.known_max.max(val.highest);
         self.set_key_deadline(&val.key, None);
         if let Some(pending) = pending {
             // Trans: our superseded update completes with the higher one. Write/Replay: someone

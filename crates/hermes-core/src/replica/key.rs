@@ -49,6 +49,8 @@ pub struct Pending {
     pub epoch: Epoch,
     /// The client request waiting for this update, if any.
     pub client: Option<RequestId>,
+    /// The highest timestamp held by any replica whose ACK was counted.
+    pub highest_acked: Ts,
 }
 
 /// Everything a replica keeps about one key.
@@ -70,6 +72,10 @@ pub struct KeyEntry {
     /// A client RMW coordinated here that lost to a higher update; it is answered `Aborted` once
     /// the key is Valid at a higher timestamp (only then can the lost RMW never commit).
     pub aborted_rmw: Option<RequestId>,
+    /// The highest timestamp known to exist for this key when it last became Valid (from the
+    /// ACKs of the committing update). While it exceeds `ts`, a concurrent update based on an
+    /// older version may still land above `ts`, so RMWs wait (reads and writes do not).
+    pub known_max: Ts,
     /// Requests stalled on this key, in arrival order.
     pub waiting: VecDeque<RequestId>,
     /// The key's armed deadline: INV retransmission while an update is pending, or the replay of
@@ -88,6 +94,7 @@ impl KeyEntry {
             is_rmw: false,
             pending: None,
             aborted_rmw: None,
+            known_max: Ts::ZERO,
             waiting: VecDeque::new(),
             deadline: None,
         }

@@ -265,9 +265,17 @@ impl Replica {
         self.actions.push_back(Action::Send { to, msg });
     }
 
-    fn send_ack(&mut self, to: NodeId, key: Key, ts: crate::Ts) {
+    fn send_ack(&mut self, to: NodeId, key: Key, ts: crate::Ts, held: crate::Ts) {
         let epoch = self.view.epoch;
-        self.send(to, Message::Ack(Ack { key, ts, epoch }));
+        self.send(
+            to,
+            Message::Ack(Ack {
+                key,
+                ts,
+                held,
+                epoch,
+            }),
+        );
     }
 
     /// Sends `inv` to every replica of the view but this one, optionally skipping those in `skip`.

@@ -182,6 +182,10 @@ impl Replica {
                 if entry.value != *expected {
                     self.stats.cas_failed += 1;
                     self.answer(id, Err(RequestError::CasFailed));
+                } else if entry.known_max > entry.ts {
+                    // A concurrent update based on an older version may still land between this
+                    // value and the RMW's timestamp: wait until the key is Valid above it.
+                    return false;
                 } else {
                     let value = Some(new.clone());
                     self.begin_update(now, key, id, UpdateKind::Rmw, value);

@@ -1,0 +1,124 @@
+//! Runs the deterministic simulator over many seeds and prints its figures.
+//!
+//! ```text
+//! cargo run --release -p hermes-core --example soak -- --seeds 100000   # a long soak
+//! cargo run --release -p hermes-core --example soak -- --seed 1234 -v   # replay one seed
+//! ```
+
+use hermes_core::sim::{SimConfig, SimReport, Simulation};
+use std::process::ExitCode;
+use std::time::Instant;
+
+struct Args {
+    first: u64,
+    count: u64,
+    verbose: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        first: 1,
+        count: 200,
+        verbose: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut number = |name: &str| -> Result<u64, String> {
+            let text = it.next().ok_or(format!("{name} needs a number"))?;
+            text.parse()
+                .map_err(|_| format!("{name} needs a number, got `{text}`"))
+        };
+        match arg.as_str() {
+            "--seed" => {
+                args.first = number("--seed")?;
+                args.count = 1;
+            }
+            "--first" => args.first = number("--first")?,
+            "--seeds" => args.count = number("--seeds")?,
+            "-v" | "--verbose" => args.verbose = true,
+            "-h" | "--help" => {
+                return Err("usage: soak [--seeds N] [--first S] [--seed S] [-v]".into());
+            }
+            other => return Err(format!("unknown argument `{other}` (try --help)")),
+        }
+    }
+    Ok(args)
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let mut total = SimReport::default();
+    let mut failures = 0u64;
+    for seed in args.first..args.first + args.count {
+        match Simulation::new(SimConfig::from_seed(seed)).run() {
+            Ok(report) => {
+                if args.verbose || args.count == 1 {
+                    println!("{report}");
+                }
+                add(&mut total, &report);
+            }
+            Err(failure) => {
+                failures += 1;
+                eprintln!("{failure}");
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "{} seeds ({}..{}), {} failed, in {:.1}s wall",
+        args.count,
+        args.first,
+        args.first + args.count - 1,
+        failures,
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "ops {} (reads {}, writes {}, cas swapped {}, cas failed {}, aborted {}, unknown {}, failed {}); \
+         messages {} (lost {}, duplicated {}); view changes {}, replays {}, retransmits {}; \
+         {:.0} simulated ops/s of wall time",
+        total.ops,
+        total.reads,
+        total.writes,
+        total.cas_swapped,
+        total.cas_failed,
+        total.aborted,
+        total.unknown,
+        total.failed,
+        total.messages,
+        total.lost,
+        total.duplicated,
+        total.view_changes,
+        total.replays,
+        total.retransmits,
+        total.ops as f64 / elapsed.as_secs_f64()
+    );
+    if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn add(total: &mut SimReport, report: &SimReport) {
+    total.ops += report.ops;
+    total.reads += report.reads;
+    total.writes += report.writes;
+    total.cas_swapped += report.cas_swapped;
+    total.cas_failed += report.cas_failed;
+    total.aborted += report.aborted;
+    total.unknown += report.unknown;
+    total.failed += report.failed;
+    total.messages += report.messages;
+    total.lost += report.lost;
+    total.duplicated += report.duplicated;
+    total.view_changes += report.view_changes;
+    total.replays += report.replays;
+    total.retransmits += report.retransmits;
+}
