@@ -53,7 +53,10 @@ impl Config {
     /// Checks every field; the error names the offending field.
     pub fn validate(&self) -> Result<(), CoreError> {
         let positive = [
-            ("message_loss_timeout_ms", self.message_loss_timeout_ms as usize),
+            (
+                "message_loss_timeout_ms",
+                self.message_loss_timeout_ms as usize,
+            ),
             ("request_timeout_ms", self.request_timeout_ms as usize),
             ("key_bytes_max", self.key_bytes_max),
             ("value_bytes_max", self.value_bytes_max),

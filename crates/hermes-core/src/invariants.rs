@@ -108,7 +108,8 @@ pub fn states_hold_consistent_timestamps(replicas: &[Option<&Replica>]) -> Resul
 /// A replica that has ACKed an update holds at least its timestamp: for `j` in `i`'s ACK set while
 /// `i` is in Write or Replay, `ts_j >= ts_i` (checked for live `j` in the same epoch).
 pub fn ackers_hold_at_least(replicas: &[Option<&Replica>]) -> Result<(), String> {
-    let by_id: BTreeMap<NodeId, &Replica> = replicas.iter().flatten().map(|r| (r.id(), *r)).collect();
+    let by_id: BTreeMap<NodeId, &Replica> =
+        replicas.iter().flatten().map(|r| (r.id(), *r)).collect();
     for replica in by_id.values() {
         for (key, entry) in replica.keys() {
             let Some(pending) = &entry.pending else {

@@ -43,7 +43,7 @@ pub use action::Action;
 pub use config::Config;
 pub use error::CoreError;
 pub use message::{Ack, Inv, Message, Val};
-pub use replica::{KeyState, PlantedBug, Replica, Stats};
 pub use op::{Op, OpResult, Outcome, RequestError, RequestId};
+pub use replica::{KeyState, PlantedBug, Replica, Stats};
 pub use types::{Epoch, Instant, Key, NodeId, Record, Ts, Value};
 pub use view::View;

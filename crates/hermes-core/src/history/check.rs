@@ -136,12 +136,10 @@ impl<'a> KeyOps<'a> {
                             Known::Write(intern(Some(value)))
                         }
                         (HistoryOp::Delete, HistoryRet::Ok) => Known::Write(ABSENT),
-                        (HistoryOp::Cas { expected, new }, HistoryRet::Swapped) => {
-                            Known::Swapped {
-                                expected: intern(expected.as_deref()),
-                                new: intern(Some(new)),
-                            }
-                        }
+                        (HistoryOp::Cas { expected, new }, HistoryRet::Swapped) => Known::Swapped {
+                            expected: intern(expected.as_deref()),
+                            new: intern(Some(new)),
+                        },
                         (HistoryOp::Cas { expected, .. }, HistoryRet::CasFailed) => {
                             Known::CasFailed {
                                 expected: intern(expected.as_deref()),

@@ -334,7 +334,12 @@ fn event(
         Some(Json::Number(text)) => text
             .parse::<u64>()
             .map_err(|_| format!("`process` must be a non-negative integer, not {text}"))?,
-        Some(other) => return Err(format!("`process` must be an integer, not {}", other.kind())),
+        Some(other) => {
+            return Err(format!(
+                "`process` must be an integer, not {}",
+                other.kind()
+            ))
+        }
         None => return Err("missing field `process`".into()),
     };
     let kind = match string("type")? {
@@ -377,11 +382,7 @@ fn event(
                     expected: expected.as_deref().map(bytes),
                     new: bytes(new),
                 },
-                _ => {
-                    return Err(
-                        "a cas `value` must be [expected, new] with a string `new`".into(),
-                    )
-                }
+                _ => return Err("a cas `value` must be [expected, new] with a string `new`".into()),
             },
             (F::Cas, other) => {
                 return Err(format!(

@@ -19,7 +19,11 @@ pub(super) struct Bytes<'a>(pub(super) &'a [u8]);
 impl fmt::Display for Bytes<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let shown = &self.0[..self.0.len().min(VALUE_SHOWN)];
-        let more = if shown.len() < self.0.len() { "…" } else { "" };
+        let more = if shown.len() < self.0.len() {
+            "…"
+        } else {
+            ""
+        };
         match std::str::from_utf8(shown) {
             Ok(text) if !text.chars().any(char::is_control) => write!(f, "{text:?}{more}"),
             _ => {

@@ -169,7 +169,10 @@ impl Replica {
                 false
             }
             KeyState::Valid | KeyState::Invalid => {
-                debug_assert!(false, "a pending update exists only in Write, Replay or Trans");
+                debug_assert!(
+                    false,
+                    "a pending update exists only in Write, Replay or Trans"
+                );
                 false
             }
         };

@@ -56,7 +56,10 @@ impl Replica {
             },
         );
         self.request_deadlines.insert((deadline, id));
-        let entry = self.keys.entry(key.clone()).or_insert_with(KeyEntry::absent);
+        let entry = self
+            .keys
+            .entry(key.clone())
+            .or_insert_with(KeyEntry::absent);
         entry.waiting.push_back(id);
         self.run_waiting(now, &key);
         if self.requests.get(&id).is_some_and(|r| !r.coordinating) {

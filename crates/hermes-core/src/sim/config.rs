@@ -18,6 +18,8 @@ pub struct SimConfig {
     pub clients_per_node: u32,
     /// Client operations issued in the safety phase.
     pub ops: u32,
+    /// The operation mix of the safety phase.
+    pub mix: OpMix,
     /// The smallest one-way message delay, in microseconds.
     pub delay_min_us: u64,
     /// The mean extra one-way delay, in microseconds (uniform, with a long tail).
@@ -31,6 +33,14 @@ pub struct SimConfig {
     /// How many replicas are crashed or isolated and then removed by a view change (at most a
     /// minority).
     pub removals: u32,
+    /// The replica removed first, if chosen by hand (node ids start at 1); otherwise random.
+    pub first_victim: Option<u32>,
+    /// Whether a crash waits for the node's next RMW broadcast and cuts it short (the INV reaches
+    /// only some replicas), instead of striking at a random instant.
+    pub crash_mid_broadcast: bool,
+    /// The longest time the membership oracle takes to install a view after a crash or an
+    /// isolation, in milliseconds.
+    pub view_change_delay_ms_max: u64,
     /// The bound on each replica's clock-rate error, in parts per million.
     pub clock_drift_ppm: u64,
     /// The replica configuration template (`node_id` is set per replica).
@@ -39,6 +49,30 @@ pub struct SimConfig {
     pub planted_bug: Option<PlantedBug>,
     /// Simulated time after which the run fails as not live, in milliseconds.
     pub time_limit_ms: u64,
+}
+
+/// The share of each kind of client operation, in percent (they add up to 100).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpMix {
+    /// Reads.
+    pub read: u8,
+    /// Writes.
+    pub write: u8,
+    /// Deletes.
+    pub delete: u8,
+    /// Compare-and-swaps (the rest).
+    pub cas: u8,
+}
+
+impl Default for OpMix {
+    fn default() -> Self {
+        OpMix {
+            read: 40,
+            write: 25,
+            delete: 5,
+            cas: 30,
+        }
+    }
 }
 
 impl SimConfig {
@@ -54,12 +88,16 @@ impl SimConfig {
             keys: rng.between(1, 6) as u32,
             clients_per_node: rng.between(1, 3) as u32,
             ops: rng.between(200, 400) as u32,
+            mix: OpMix::default(),
             delay_min_us: rng.between(20, 200),
             delay_mean_us: rng.between(50, 1_000),
             loss: [0.0, 0.01, 0.05, 0.15][rng.below(4) as usize],
             duplicate: [0.0, 0.02, 0.1][rng.below(3) as usize],
             partitions: rng.chance(0.5),
             removals: rng.below(u64::from((nodes - 1) / 2) + 1) as u32,
+            first_victim: None,
+            crash_mid_broadcast: rng.chance(0.3),
+            view_change_delay_ms_max: 30,
             clock_drift_ppm: rng.between(0, 50_000),
             replica: Config {
                 node_id: NodeId(1),

@@ -21,7 +21,7 @@ mod report;
 mod rng;
 mod workload;
 
-pub use config::SimConfig;
+pub use config::{OpMix, SimConfig};
 pub use report::{FailureKind, SimFailure, SimReport};
 pub use rng::SimRng;
 
@@ -40,14 +40,40 @@ use workload::Workload;
 /// Something that happens at a simulated instant.
 #[derive(Clone, Debug)]
 enum Event {
-    Deliver { from: usize, to: usize, msg: Message },
-    Timer { node: usize, local: Instant },
-    ClientIssue { client: usize },
-    Crash { node: usize },
-    Isolate { node: usize },
-    InstallView { node: usize, view: View },
-    Cut { from: usize, to: usize },
-    Heal { from: usize, to: usize },
+    Deliver {
+        from: usize,
+        to: usize,
+        msg: Message,
+    },
+    Timer {
+        node: usize,
+        local: Instant,
+    },
+    ClientIssue {
+        client: usize,
+    },
+    Crash {
+        node: usize,
+    },
+    /// A crash armed to strike mid-broadcast fires now if it has not yet.
+    ForceCrash {
+        node: usize,
+    },
+    Isolate {
+        node: usize,
+    },
+    InstallView {
+        node: usize,
+        view: View,
+    },
+    Cut {
+        from: usize,
+        to: usize,
+    },
+    Heal {
+        from: usize,
+        to: usize,
+    },
     EndSafetyPhase,
 }
 
@@ -89,6 +115,8 @@ pub struct Simulation {
     view: View,
     cut: BTreeSet<(usize, usize)>,
     faults_on: bool,
+    /// A node that crashes during its next RMW broadcast.
+    crash_armed: Option<usize>,
     workload: Workload,
     commits: CommitLog,
     report: SimReport,
@@ -141,6 +169,7 @@ impl Simulation {
             view,
             cut: BTreeSet::new(),
             faults_on: true,
+            crash_armed: None,
             workload,
             commits: CommitLog::default(),
             report,
@@ -176,7 +205,10 @@ impl Simulation {
         if !self.workload.finished() {
             return Err(self.failure(
                 FailureKind::Liveness,
-                format!("the cluster went quiet: {}", self.workload.describe_progress()),
+                format!(
+                    "the cluster went quiet: {}",
+                    self.workload.describe_progress()
+                ),
             ));
         }
         self.finish()
@@ -217,8 +249,13 @@ impl Simulation {
     fn schedule_faults(&mut self) {
         let horizon_us = self.workload.expected_duration_us(&self.config);
         let mut candidates: Vec<usize> = (0..self.nodes.len()).collect();
-        for _ in 0..self.config.removals {
-            let pick = self.rng.below(candidates.len() as u64) as usize;
+        for round in 0..self.config.removals {
+            let chosen = self.config.first_victim.filter(|_| round == 0);
+            let pick =
+                match chosen.and_then(|id| candidates.iter().position(|c| *c + 1 == id as usize)) {
+                    Some(position) => position,
+                    None => self.rng.below(candidates.len() as u64) as usize,
+                };
             let node = candidates.swap_remove(pick);
             let at = Instant::from_micros(self.rng.below(horizon_us));
             let event = if self.rng.chance(0.5) {
@@ -274,8 +311,7 @@ impl Simulation {
                     self.workload.abandon(client);
                     return Ok(());
                 }
-                let Some((id, op)) = self.workload.next_op(client, self.now, &mut self.rng)
-                else {
+                let Some((id, op)) = self.workload.next_op(client, self.now, &mut self.rng) else {
                     return Ok(());
                 };
                 if let Some(replica) = self.nodes[node].replica.as_mut() {
@@ -284,9 +320,21 @@ impl Simulation {
                 Some(node)
             }
             Event::Crash { node } => {
-                self.nodes[node].replica = None;
-                self.workload.node_crashed(node);
-                self.remove_from_view(node);
+                if self.config.crash_mid_broadcast && self.crash_armed.is_none() {
+                    self.crash_armed = Some(node);
+                    self.push(
+                        self.now + Duration::from_millis(50),
+                        Event::ForceCrash { node },
+                    );
+                } else {
+                    self.crash(node);
+                }
+                None
+            }
+            Event::ForceCrash { node } => {
+                if self.crash_armed == Some(node) {
+                    self.crash(node);
+                }
                 None
             }
             Event::Isolate { node } => {
@@ -342,6 +390,17 @@ impl Simulation {
         self.check_invariants()
     }
 
+    fn crash(&mut self, node: usize) {
+        if self.crash_armed == Some(node) {
+            self.crash_armed = None;
+        }
+        if self.nodes[node].replica.take().is_none() {
+            return;
+        }
+        self.workload.node_crashed(node);
+        self.remove_from_view(node);
+    }
+
     fn live_replica(&mut self, node: usize) -> Option<&mut Replica> {
         self.nodes[node].replica.as_mut()
     }
@@ -365,7 +424,8 @@ impl Simulation {
         view.members.remove(&NodeId(node as u32 + 1));
         self.view = view.clone();
         self.report.view_changes += 1;
-        let detect = Duration::from_micros(self.rng.between(1_000, 30_000));
+        let detect_max_us = self.config.view_change_delay_ms_max.max(1) * 1_000;
+        let detect = Duration::from_micros(self.rng.between(detect_max_us / 30, detect_max_us));
         for other in self.live_members() {
             let spread = Duration::from_micros(self.rng.below(10_000));
             let at = self.now + detect + spread;
@@ -380,7 +440,9 @@ impl Simulation {
     }
 
     fn heal_everything(&mut self) {
-        let removed: Vec<usize> = (0..self.nodes.len()).filter(|i| self.nodes[*i].removed).collect();
+        let removed: Vec<usize> = (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].removed)
+            .collect();
         self.cut
             .retain(|(a, b)| removed.contains(a) || removed.contains(b));
         self.config.loss = 0.0;
@@ -399,11 +461,25 @@ impl Simulation {
             }
             None => None,
         };
+        let mut cut_short = false;
         for action in actions {
             match action {
-                Action::Send { to, msg } => self.transmit(node, to.0 as usize - 1, msg),
+                Action::Send { to, msg } => {
+                    let rmw_inv = matches!(&msg, Message::Inv(inv) if inv.is_rmw);
+                    if self.crash_armed == Some(node) && rmw_inv {
+                        cut_short = true;
+                    }
+                    if cut_short && self.rng.chance(0.5) {
+                        continue; // this copy of the broadcast never leaves the node
+                    }
+                    self.transmit(node, to.0 as usize - 1, msg);
+                }
                 Action::Reply { id, result } => self.on_reply(node, id, result)?,
             }
+        }
+        if cut_short {
+            self.crash(node);
+            return Ok(());
         }
         if next_timer != self.nodes[node].timer {
             self.nodes[node].timer = next_timer;
@@ -505,6 +581,7 @@ impl Simulation {
             .iter()
             .map(|n| if n.removed { None } else { n.replica.as_ref() })
             .collect();
-        invariants::check_all(&members).map_err(|detail| self.failure(FailureKind::Invariant, detail))
+        invariants::check_all(&members)
+            .map_err(|detail| self.failure(FailureKind::Invariant, detail))
     }
 }

@@ -45,6 +45,7 @@ pub(super) struct Workload {
     clients: Vec<Client>,
     keys: Vec<Key>,
     ops_budget: u32,
+    mix: super::config::OpMix,
     issued: u32,
     next_request: u64,
     inflight: BTreeMap<RequestId, InFlight>,
@@ -68,8 +69,11 @@ impl Workload {
             .collect();
         Workload {
             clients,
-            keys: (0..config.keys).map(|k| Key::from(format!("k{k}"))).collect(),
+            keys: (0..config.keys)
+                .map(|k| Key::from(format!("k{k}")))
+                .collect(),
             ops_budget: config.ops,
+            mix: config.mix,
             issued: 0,
             next_request: 1,
             inflight: BTreeMap::new(),
@@ -161,10 +165,16 @@ impl Workload {
         let state = &mut self.clients[client];
         state.counter += 1;
         let fresh = Value::from(format!("c{client}.{}", state.counter));
-        match rng.below(100) {
-            0..40 => Op::Read { key },
-            40..65 => Op::Write { key, value: fresh },
-            65..70 => Op::Delete { key },
+        let roll = rng.below(100);
+        let (read, write, delete) = (
+            u64::from(self.mix.read),
+            u64::from(self.mix.write),
+            u64::from(self.mix.delete),
+        );
+        match roll {
+            r if r < read => Op::Read { key },
+            r if r < read + write => Op::Write { key, value: fresh },
+            r if r < read + write + delete => Op::Delete { key },
             _ => {
                 let expected = if rng.chance(0.7) {
                     state.last_seen.get(&key).cloned().flatten()
@@ -180,7 +190,12 @@ impl Workload {
         }
     }
 
-    pub fn complete(&mut self, id: RequestId, result: &OpResult, now: Instant) -> Option<Completion> {
+    pub fn complete(
+        &mut self,
+        id: RequestId,
+        result: &OpResult,
+        now: Instant,
+    ) -> Option<Completion> {
         let flight = self.inflight.remove(&id)?;
         let client = flight.client;
         self.clients[client].inflight = None;
@@ -206,7 +221,8 @@ impl Workload {
             }
             Ok(Outcome::Swapped { ts }) => {
                 self.counts.cas_swapped += 1;
-                self.history.complete(flight.history, HistoryRet::Swapped, time);
+                self.history
+                    .complete(flight.history, HistoryRet::Swapped, time);
                 if let Op::Cas { new, .. } = &flight.op {
                     self.clients[client]
                         .last_seen
@@ -216,7 +232,8 @@ impl Workload {
             }
             Err(RequestError::CasFailed) => {
                 self.counts.cas_failed += 1;
-                self.history.complete(flight.history, HistoryRet::CasFailed, time);
+                self.history
+                    .complete(flight.history, HistoryRet::CasFailed, time);
             }
             Err(RequestError::Aborted) => {
                 self.counts.aborted += 1;
@@ -273,7 +290,11 @@ impl Workload {
                 continue;
             };
             for key in self.keys.clone() {
-                let value = Value::from(format!("live.{}.{}", node + 1, String::from_utf8_lossy(&key)));
+                let value = Value::from(format!(
+                    "live.{}.{}",
+                    node + 1,
+                    String::from_utf8_lossy(&key)
+                ));
                 let plan = &mut self.clients[index].liveness_plan;
                 plan.push_back(Op::Write {
                     key: key.clone(),
@@ -287,7 +308,10 @@ impl Workload {
     pub fn finished(&self) -> bool {
         self.phase == Phase::Liveness
             && self.inflight.is_empty()
-            && self.clients.iter().all(|c| c.liveness_plan.is_empty() || c.abandoned)
+            && self
+                .clients
+                .iter()
+                .all(|c| c.liveness_plan.is_empty() || c.abandoned)
     }
 
     pub fn history(&self) -> &History {
