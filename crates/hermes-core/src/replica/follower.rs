@@ -11,7 +11,7 @@ use std::cmp::Ordering;
 impl Replica {
     /// F_INV + F_ACK: adopt a higher timestamp, ACK every write-INV with the INV's timestamp, and
     /// answer a lower RMW-INV with an INV of the local state (which aborts that RMW).
-    pub(super) fn on_inv(&mut self, _now: Instant, from: NodeId, inv: Inv) {
+    pub(super) fn on_inv(&mut self, now: Instant, from: NodeId, inv: Inv) {
         if inv.epoch != self.view.epoch {
             self.stats.dropped_wrong_epoch += 1;
             return;
@@ -53,6 +53,7 @@ impl Replica {
                 if invalid {
                     // A new update is in flight: give it a full timeout before replaying.
                     self.set_key_deadline(&inv.key, None);
+                    self.arm_replay(now, &inv.key);
                     self.mark_resume(&inv.key);
                 }
             }

@@ -206,11 +206,25 @@ impl Replica {
         if entry.state != KeyState::Invalid || entry.pending.is_some() {
             return; // a pending update has its own deadline and completion
         }
-        let unarmed = entry.deadline.is_none();
         if self.replay_if_orphaned(now, key) {
             return;
         }
-        if unarmed && self.view.is_member(self.id()) {
+        self.arm_replay(now, key);
+    }
+
+    /// Arms the replay of an Invalid key that a request (or a lost RMW awaiting its answer) waits
+    /// on, one message-loss timeout from now, unless a deadline is armed already.
+    pub(super) fn arm_replay(&mut self, now: Instant, key: &Key) {
+        let Some(entry) = self.keys.get(key) else {
+            return;
+        };
+        let waited_on = !entry.waiting.is_empty() || entry.aborted_rmw.is_some();
+        if entry.state == KeyState::Invalid
+            && entry.pending.is_none()
+            && entry.deadline.is_none()
+            && waited_on
+            && self.view.is_member(self.id())
+        {
             let deadline = now + self.config.message_loss_timeout();
             self.set_key_deadline(key, Some(deadline));
         }

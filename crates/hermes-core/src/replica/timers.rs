@@ -54,7 +54,7 @@ impl Replica {
             self.broadcast_inv(&inv, Some(&acked));
             self.set_key_deadline(key, Some(now + mlt));
         } else if entry.state == KeyState::Invalid
-            && !entry.waiting.is_empty()
+            && (!entry.waiting.is_empty() || entry.aborted_rmw.is_some())
             && self.view.is_member(self.id())
         {
             // A request waited a whole message-loss timeout on an Invalid key: the VAL (or the
