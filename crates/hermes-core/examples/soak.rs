@@ -13,6 +13,7 @@ struct Args {
     first: u64,
     count: u64,
     verbose: bool,
+    trace: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -20,6 +21,7 @@ fn parse_args() -> Result<Args, String> {
         first: 1,
         count: 200,
         verbose: false,
+        trace: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -36,8 +38,9 @@ fn parse_args() -> Result<Args, String> {
             "--first" => args.first = number("--first")?,
             "--seeds" => args.count = number("--seeds")?,
             "-v" | "--verbose" => args.verbose = true,
+            "--trace" => args.trace = true,
             "-h" | "--help" => {
-                return Err("usage: soak [--seeds N] [--first S] [--seed S] [-v]".into());
+                return Err("usage: soak [--seeds N] [--first S] [--seed S] [-v] [--trace]".into());
             }
             other => return Err(format!("unknown argument `{other}` (try --help)")),
         }
@@ -57,7 +60,9 @@ fn main() -> ExitCode {
     let mut total = SimReport::default();
     let mut failures = 0u64;
     for seed in args.first..args.first + args.count {
-        match Simulation::new(SimConfig::from_seed(seed)).run() {
+        let mut config = SimConfig::from_seed(seed);
+        config.trace = args.trace;
+        match Simulation::new(config).run() {
             Ok(report) => {
                 if args.verbose || args.count == 1 {
                     println!("{report}");

@@ -21,4 +21,11 @@ pub enum Action {
         /// Its result.
         result: OpResult,
     },
+    /// Write the membership state durably (fsync) before carrying out any later action: a
+    /// promise or acceptance sent after it must survive a restart.
+    SaveMembership(crate::membership::DurableMembership),
+    /// A new view was installed (for logs and metrics).
+    ViewInstalled(crate::view::View),
+    /// This node's request to join was refused (for example: its id is already a member).
+    JoinRefused(String),
 }

@@ -25,6 +25,18 @@ pub struct Config {
     pub requests_per_key_max: usize,
     /// The most requests that may be pending on this replica in total.
     pub requests_max: usize,
+    /// How often a node sends heartbeats (lease renewals) to the other replicas.
+    pub heartbeat_interval_ms: u64,
+    /// How long a read lease lasts, from the sending of the heartbeat that a majority granted.
+    pub lease_ms: u64,
+    /// How long without hearing from a replica before it is suspected and may be removed.
+    pub suspicion_timeout_ms: u64,
+    /// How much longer than a lease a granting node waits before it helps install a view that
+    /// could exclude the lease holder. Local reads stay linearizable while clock rates differ by
+    /// at most ρ with `2ρ / (1 − ρ) × lease_ms ≤ clock_drift_margin_ms`.
+    pub clock_drift_margin_ms: u64,
+    /// The most keys in one state-transfer chunk.
+    pub transfer_chunk_keys_max: usize,
 }
 
 impl Default for Config {
@@ -37,6 +49,11 @@ impl Default for Config {
             value_bytes_max: 1 << 20,
             requests_per_key_max: 1024,
             requests_max: 65_536,
+            heartbeat_interval_ms: 50,
+            lease_ms: 1_000,
+            suspicion_timeout_ms: 500,
+            clock_drift_margin_ms: 100,
+            transfer_chunk_keys_max: 512,
         }
     }
 }
@@ -62,6 +79,11 @@ impl Config {
             ("value_bytes_max", self.value_bytes_max),
             ("requests_per_key_max", self.requests_per_key_max),
             ("requests_max", self.requests_max),
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms as usize),
+            ("lease_ms", self.lease_ms as usize),
+            ("suspicion_timeout_ms", self.suspicion_timeout_ms as usize),
+            ("clock_drift_margin_ms", self.clock_drift_margin_ms as usize),
+            ("transfer_chunk_keys_max", self.transfer_chunk_keys_max),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -70,6 +92,24 @@ impl Config {
                     reason: "must be greater than zero".into(),
                 });
             }
+        }
+        if self.heartbeat_interval_ms >= self.lease_ms {
+            return Err(CoreError::InvalidConfig {
+                field: "heartbeat_interval_ms",
+                reason: format!(
+                    "({}) must be shorter than lease_ms ({})",
+                    self.heartbeat_interval_ms, self.lease_ms
+                ),
+            });
+        }
+        if self.suspicion_timeout_ms <= self.heartbeat_interval_ms {
+            return Err(CoreError::InvalidConfig {
+                field: "suspicion_timeout_ms",
+                reason: format!(
+                    "({}) must be longer than heartbeat_interval_ms ({})",
+                    self.suspicion_timeout_ms, self.heartbeat_interval_ms
+                ),
+            });
         }
         if self.requests_per_key_max > self.requests_max {
             return Err(CoreError::InvalidConfig {
@@ -86,6 +126,26 @@ impl Config {
     /// The message-loss timeout as a duration.
     pub fn message_loss_timeout(&self) -> Duration {
         Duration::from_millis(self.message_loss_timeout_ms)
+    }
+
+    /// The heartbeat interval as a duration.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// The lease as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+
+    /// How long a granting node waits before it may promise a new view: lease plus drift margin.
+    pub fn grant_wait(&self) -> Duration {
+        Duration::from_millis(self.lease_ms + self.clock_drift_margin_ms)
+    }
+
+    /// The suspicion timeout as a duration.
+    pub fn suspicion_timeout(&self) -> Duration {
+        Duration::from_millis(self.suspicion_timeout_ms)
     }
 
     /// The request timeout as a duration.
@@ -111,6 +171,23 @@ mod tests {
         };
         let err = config.validate().unwrap_err();
         assert!(err.to_string().contains("message_loss_timeout_ms"), "{err}");
+    }
+
+    #[test]
+    fn inconsistent_membership_timing_is_rejected_by_name() {
+        let config = Config {
+            heartbeat_interval_ms: 1_000,
+            lease_ms: 1_000,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("heartbeat_interval_ms") && err.contains("lease_ms"), "{err}");
+        let config = Config {
+            clock_drift_margin_ms: 0,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("clock_drift_margin_ms"), "{err}");
     }
 
     #[test]

@@ -13,10 +13,4 @@ pub enum CoreError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The initial view does not contain this replica.
-    #[error("invalid view: this node ({node}) is neither a member nor a shadow")]
-    NotInView {
-        /// This replica's id.
-        node: crate::NodeId,
-    },
 }

@@ -15,6 +15,8 @@ pub enum Message {
     Ack(Ack),
     /// A validation: the update with this timestamp is committed.
     Val(Val),
+    /// A membership message (heartbeats, view agreement, join, state transfer).
+    Membership(crate::membership::MembershipMessage),
 }
 
 /// An invalidation: "the key now has timestamp `ts` and value `value`".
@@ -68,12 +70,13 @@ pub struct Val {
 }
 
 impl Message {
-    /// The key the message is about.
-    pub fn key(&self) -> &Key {
+    /// The key the message is about, for replication messages.
+    pub fn key(&self) -> Option<&Key> {
         match self {
-            Message::Inv(inv) => &inv.key,
-            Message::Ack(ack) => &ack.key,
-            Message::Val(val) => &val.key,
+            Message::Inv(inv) => Some(&inv.key),
+            Message::Ack(ack) => Some(&ack.key),
+            Message::Val(val) => Some(&val.key),
+            Message::Membership(_) => None,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::types::{Epoch, NodeId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A membership view: the epoch, the full members and the shadows (joining replicas).
 ///
@@ -16,6 +16,9 @@ pub struct View {
     pub members: BTreeSet<NodeId>,
     /// Shadow replicas: they receive and ACK every INV but serve nothing and coordinate nothing.
     pub shadows: BTreeSet<NodeId>,
+    /// The incarnation of each replica's process as of its last join (absent = 0); a restarted
+    /// node rejoins with a higher one.
+    pub incarnations: BTreeMap<NodeId, u64>,
 }
 
 impl View {
@@ -25,6 +28,7 @@ impl View {
             epoch,
             members: members.into_iter().collect(),
             shadows: BTreeSet::new(),
+            incarnations: BTreeMap::new(),
         }
     }
 
@@ -41,6 +45,16 @@ impl View {
     /// Every replica that must receive and ACK an INV (members and shadows), in id order.
     pub fn replicas(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.members.union(&self.shadows).copied()
+    }
+
+    /// The incarnation recorded for `node` (0 when it never rejoined).
+    pub fn incarnation(&self, node: NodeId) -> u64 {
+        self.incarnations.get(&node).copied().unwrap_or(0)
+    }
+
+    /// How many members form a majority of this view.
+    pub fn majority(&self) -> usize {
+        self.members.len() / 2 + 1
     }
 
     /// The number of replicas (members and shadows).

@@ -408,10 +408,11 @@ fn event(
     match (kind, f) {
         (Type::Info, _) => {}
         (Type::Ok, F::Read) => {
-            let seen = match value {
-                Json::String(text) => Some(bytes(text)),
-                Json::Null => None,
-                other => {
+            let seen = match field("value") {
+                Some(Json::String(text)) => Some(bytes(text)),
+                Some(Json::Null) => None,
+                None => return Err("a read's completion needs a `value` (null when absent)".into()),
+                Some(other) => {
                     return Err(format!(
                         "a read's `value` must be a string or null, not {}",
                         other.kind()
@@ -497,6 +498,8 @@ mod tests {
             r#"{"process":1,"type":"ok","f":"read","key":"k","value":null}"#,
             // Two invocations in flight for one process.
             "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k\"}\n{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k\"}",
+            // A read's completion without a value.
+            "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k\"}\n{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"key\":\"k\"}",
             // A completion of another kind or key.
             "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k\"}\n{\"process\":1,\"type\":\"ok\",\"f\":\"write\",\"key\":\"k\",\"value\":\"v\"}",
             "{\"process\":1,\"type\":\"invoke\",\"f\":\"read\",\"key\":\"k\"}\n{\"process\":1,\"type\":\"ok\",\"f\":\"read\",\"key\":\"j\",\"value\":null}",

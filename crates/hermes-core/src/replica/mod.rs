@@ -14,6 +14,7 @@ mod follower;
 mod key;
 mod requests;
 mod timers;
+mod transfer;
 mod view_change;
 
 pub use key::{KeyEntry, KeyState, Pending, UpdateKind};
@@ -102,15 +103,11 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// Creates a replica with an initial view. It does not serve reads until
+    /// Creates a replica with an initial view (a replica outside its view serves and coordinates
+    /// nothing until a view includes it). It does not serve reads until
     /// [`set_serving`](Self::set_serving) says it may.
     pub fn new(config: Config, view: View) -> Result<Self, CoreError> {
         config.validate()?;
-        if !view.contains(config.node_id) {
-            return Err(CoreError::NotInView {
-                node: config.node_id,
-            });
-        }
         Ok(Replica {
             config,
             view,
@@ -160,6 +157,7 @@ impl Replica {
             Message::Inv(inv) => self.on_inv(now, from, inv),
             Message::Ack(ack) => self.on_ack(now, from, ack),
             Message::Val(val) => self.on_val(now, from, val),
+            Message::Membership(_) => return, // handled by the membership service
         }
         self.resume_marked(now);
     }

@@ -20,6 +20,8 @@ pub struct SimConfig {
     pub ops: u32,
     /// The operation mix of the safety phase.
     pub mix: OpMix,
+    /// The longest pause of a client between two operations, in microseconds.
+    pub think_us_max: u64,
     /// The smallest one-way message delay, in microseconds.
     pub delay_min_us: u64,
     /// The mean extra one-way delay, in microseconds (uniform, with a long tail).
@@ -28,25 +30,27 @@ pub struct SimConfig {
     pub loss: f64,
     /// The probability that a message is delivered twice.
     pub duplicate: f64,
-    /// Whether links are cut and healed at random (symmetric and one-way).
+    /// Fault episodes in the safety phase, one after another: a crash (often followed by a
+    /// restart), the isolation of one node, a minority partition, a one-way link cut or a
+    /// flapping link.
+    pub faults: u32,
+    /// Whether one-way cuts and flapping links are among the episodes (otherwise only crashes,
+    /// isolations and minority partitions).
     pub partitions: bool,
-    /// How many replicas are crashed or isolated and then removed by a view change (at most a
-    /// minority).
-    pub removals: u32,
-    /// The replica removed first, if chosen by hand (node ids start at 1); otherwise random.
+    /// The node hit by the first episode, if chosen by hand (ids start at 1); otherwise random.
     pub first_victim: Option<u32>,
     /// Whether a crash waits for the node's next RMW broadcast and cuts it short (the INV reaches
     /// only some replicas), instead of striking at a random instant.
     pub crash_mid_broadcast: bool,
-    /// The longest time the membership oracle takes to install a view after a crash or an
-    /// isolation, in milliseconds.
-    pub view_change_delay_ms_max: u64,
-    /// The bound on each replica's clock-rate error, in parts per million.
+    /// Each replica's clock-rate error is drawn within ± this bound, in parts per million (kept
+    /// within what `clock_drift_margin_ms` covers).
     pub clock_drift_ppm: u64,
     /// The replica configuration template (`node_id` is set per replica).
     pub replica: Config,
     /// A protocol bug planted in every replica (needs the `planted-bugs` feature).
     pub planted_bug: Option<PlantedBug>,
+    /// Print the run's membership and fault events and every answered read to stderr.
+    pub trace: bool,
     /// Simulated time after which the run fails as not live, in milliseconds.
     pub time_limit_ms: u64,
 }
@@ -81,7 +85,13 @@ impl SimConfig {
     pub fn from_seed(seed: u64) -> Self {
         let mut rng = SimRng::new(seed ^ 0x5EED_C0FF_EE00_0001);
         let nodes = if rng.chance(0.6) { 3 } else { 5 };
-        let message_loss_timeout_ms = rng.between(2, 20);
+        let message_loss_timeout_ms = rng.between(5, 40);
+        let heartbeat_interval_ms = rng.between(10, 30);
+        let lease_ms = heartbeat_interval_ms * rng.between(8, 12);
+        let clock_drift_margin_ms = lease_ms / 5;
+        // The margin covers clock rates that differ by ρ = margin / (2 lease + margin); drift
+        // each clock by at most a fraction of that.
+        let drift_bound_ppm = 1_000_000 * clock_drift_margin_ms / (2 * lease_ms + clock_drift_margin_ms);
         SimConfig {
             seed,
             nodes,
@@ -89,27 +99,33 @@ impl SimConfig {
             clients_per_node: rng.between(1, 3) as u32,
             ops: rng.between(200, 400) as u32,
             mix: OpMix::default(),
+            think_us_max: rng.between(2_000, 20_000),
             delay_min_us: rng.between(20, 200),
             delay_mean_us: rng.between(50, 1_000),
             loss: [0.0, 0.01, 0.05, 0.15][rng.below(4) as usize],
             duplicate: [0.0, 0.02, 0.1][rng.below(3) as usize],
+            faults: rng.between(1, 4) as u32,
             partitions: rng.chance(0.5),
-            removals: rng.below(u64::from((nodes - 1) / 2) + 1) as u32,
             first_victim: None,
             crash_mid_broadcast: rng.chance(0.3),
-            view_change_delay_ms_max: 30,
-            clock_drift_ppm: rng.between(0, 50_000),
+            clock_drift_ppm: rng.between(0, drift_bound_ppm * 4 / 10),
             replica: Config {
                 node_id: NodeId(1),
                 message_loss_timeout_ms,
-                request_timeout_ms: rng.between(200, 2_000),
+                request_timeout_ms: rng.between(1_000, 3_000),
                 key_bytes_max: 64,
                 value_bytes_max: 64,
                 requests_per_key_max: 16,
                 requests_max: 64,
+                heartbeat_interval_ms,
+                lease_ms,
+                suspicion_timeout_ms: heartbeat_interval_ms * rng.between(4, 6),
+                clock_drift_margin_ms,
+                transfer_chunk_keys_max: rng.between(1, 4) as usize,
             },
             planted_bug: None,
-            time_limit_ms: 120_000,
+            trace: false,
+            time_limit_ms: 60_000,
         }
     }
 

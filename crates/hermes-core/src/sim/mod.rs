@@ -1,13 +1,18 @@
-//! A seeded, deterministic cluster simulator over the real replica state machine.
+//! A seeded, deterministic cluster simulator over the real node state machine.
 //!
-//! [`Simulation`] drives N [`Replica`]s with a packet simulator (delays, loss, duplication,
-//! reordering, symmetric and one-way link cuts), per-replica clocks whose rates drift within a
-//! bound, crashes and isolations followed by a view change that a membership oracle installs
-//! (standing in for the membership service), and closed-loop clients issuing reads, writes,
-//! deletes and CAS on a small hot key set. After every event it checks the invariants of
-//! [`crate::invariants`]; at the end it checks the client history with [`crate::history`]. A
-//! liveness phase follows the faulty one: faults heal and every remaining member must commit a
-//! write and serve a read of every key in bounded simulated time.
+//! [`Simulation`] drives N [`Node`]s (replication protocol plus membership service) with a packet
+//! simulator (delays, loss, duplication, reordering, minority partitions, one-way cuts, flapping
+//! links), per-node clocks whose rates drift within the bound the configuration covers, and
+//! crashes followed by restarts. Views, leases, removals and joins come from the membership
+//! protocol itself. Closed-loop clients issue reads, writes, deletes and CAS on a small hot key
+//! set.
+//!
+//! Each run has a **safety phase** (faults on; the invariants of [`crate::invariants`] plus the
+//! membership ones after every event) and a **liveness phase** (faults healed: the cluster must
+//! converge to one view whose members are exactly the live nodes, then every live node must
+//! commit a write and serve a read of every key in bounded simulated time). The client history
+//! of both phases is checked with [`crate::history`]. A failure names its seed and the command
+//! that replays it.
 //!
 //! ```
 //! use hermes_core::sim::{SimConfig, Simulation};
@@ -17,6 +22,7 @@
 //! ```
 
 mod config;
+mod faults;
 mod report;
 mod rng;
 mod workload;
@@ -28,64 +34,44 @@ pub use rng::SimRng;
 use crate::action::Action;
 use crate::config::Config;
 use crate::invariants::{self, CommitLog};
+use crate::membership::DurableMembership;
 use crate::message::Message;
-use crate::op::{OpResult, RequestId};
+use crate::node::Node;
+use crate::op::{OpResult, Outcome, RequestId};
 use crate::replica::Replica;
-use crate::types::{Instant, Key, NodeId, Ts};
+use crate::types::{Epoch, Instant, Key, NodeId, Ts};
 use crate::view::View;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use workload::Workload;
 
+/// More events than this in one run is a livelock.
+const STEPS_MAX: u64 = 3_000_000;
+
 /// Something that happens at a simulated instant.
 #[derive(Clone, Debug)]
 enum Event {
-    Deliver {
-        from: usize,
-        to: usize,
-        msg: Message,
-    },
-    Timer {
-        node: usize,
-        local: Instant,
-    },
-    ClientIssue {
-        client: usize,
-    },
-    Crash {
-        node: usize,
-    },
-    /// A crash armed to strike mid-broadcast fires now if it has not yet.
-    ForceCrash {
-        node: usize,
-    },
-    Isolate {
-        node: usize,
-    },
-    InstallView {
-        node: usize,
-        view: View,
-    },
-    Cut {
-        from: usize,
-        to: usize,
-    },
-    Heal {
-        from: usize,
-        to: usize,
-    },
+    Deliver { from: usize, to: usize, msg: Message },
+    Timer { node: usize, local: Instant },
+    ClientIssue { client: usize },
+    Crash { node: usize, restart_after: Option<Duration> },
+    ForceCrash { node: usize, restart_after: Option<Duration> },
+    Restart { node: usize },
+    Cut { from: usize, to: usize },
+    Heal { from: usize, to: usize },
     EndSafetyPhase,
+    CheckConvergence,
 }
 
-/// One simulated replica and its clock.
+/// One simulated node and its clock.
 struct SimNode {
-    replica: Option<Replica>,
+    node: Option<Node>,
+    /// The membership state last saved durably.
+    saved: Option<DurableMembership>,
     /// Clock-rate error in parts per million (positive: the clock runs fast).
     drift_ppm: i64,
     /// The local deadline a timer event is scheduled for.
     timer: Option<Instant>,
-    /// Crashed or isolated, and removed from the view by the oracle.
-    removed: bool,
     /// Timestamps last seen per key, to check that they never decrease.
     last_ts: BTreeMap<Key, Ts>,
 }
@@ -112,11 +98,17 @@ pub struct Simulation {
     seq: u64,
     events: BTreeMap<(Instant, u64), Event>,
     nodes: Vec<SimNode>,
-    view: View,
     cut: BTreeSet<(usize, usize)>,
     faults_on: bool,
-    /// A node that crashes during its next RMW broadcast.
-    crash_armed: Option<usize>,
+    liveness_started: bool,
+    /// A node that crashes during its next RMW broadcast, and when it restarts.
+    crash_armed: Option<(usize, Option<Duration>)>,
+    /// Every view installed anywhere, by epoch.
+    views: BTreeMap<Epoch, View>,
+    /// When each crash happened and whether a write committed after it yet.
+    crash_times: Vec<Instant>,
+    /// When each rejoin started (restart), by node.
+    rejoin_started: BTreeMap<usize, Instant>,
     workload: Workload,
     commits: CommitLog,
     report: SimReport,
@@ -127,28 +119,27 @@ impl Simulation {
     pub fn new(config: SimConfig) -> Self {
         let mut rng = SimRng::new(config.seed);
         let ids: Vec<NodeId> = (1..=config.nodes).map(NodeId).collect();
-        let view = View::new(crate::Epoch(1), ids.iter().copied());
+        let view = View::new(Epoch(1), ids.iter().copied());
+        let drift = config.clock_drift_ppm;
         let nodes = ids
             .iter()
             .map(|id| {
-                let replica_config = Config {
+                let node_config = Config {
                     node_id: *id,
                     ..config.replica.clone()
                 };
                 #[allow(unused_mut)]
-                let mut replica = Replica::new(replica_config, view.clone())
+                let mut node = Node::new(node_config, view.clone(), Instant::ZERO)
                     .expect("the simulator builds valid configurations");
                 #[cfg(feature = "planted-bugs")]
                 if let Some(bug) = config.planted_bug {
-                    replica.plant_bug(bug);
+                    node.plant_bug(bug);
                 }
-                replica.set_serving(Instant::ZERO, true);
-                let drift = config.clock_drift_ppm as i64;
                 SimNode {
-                    replica: Some(replica),
-                    drift_ppm: rng.between(0, 2 * drift as u64) as i64 - drift,
+                    node: Some(node),
+                    saved: None,
+                    drift_ppm: rng.between(0, 2 * drift) as i64 - drift as i64,
                     timer: None,
-                    removed: false,
                     last_ts: BTreeMap::new(),
                 }
             })
@@ -159,6 +150,8 @@ impl Simulation {
             nodes: config.nodes,
             ..SimReport::default()
         };
+        let mut views = BTreeMap::new();
+        views.insert(Epoch(1), view);
         Simulation {
             config,
             rng,
@@ -166,10 +159,13 @@ impl Simulation {
             seq: 0,
             events: BTreeMap::new(),
             nodes,
-            view,
             cut: BTreeSet::new(),
             faults_on: true,
+            liveness_started: false,
             crash_armed: None,
+            views,
+            crash_times: Vec::new(),
+            rejoin_started: BTreeMap::new(),
             workload,
             commits: CommitLog::default(),
             report,
@@ -178,7 +174,11 @@ impl Simulation {
 
     /// Runs the safety phase, then the liveness phase, then checks the history.
     pub fn run(mut self) -> Result<SimReport, SimFailure> {
-        self.schedule_faults();
+        let faults_end = self.schedule_faults();
+        self.workload.keep_going_until(faults_end);
+        for node in 0..self.nodes.len() {
+            self.drain(node)?;
+        }
         for client in 0..self.workload.clients() {
             let at = self.now + Duration::from_micros(self.rng.below(1_000));
             self.push(at, Event::ClientIssue { client });
@@ -186,29 +186,30 @@ impl Simulation {
         let limit = Instant::from_millis(self.config.time_limit_ms);
         while let Some(((at, _), event)) = self.events.pop_first() {
             if at > limit {
+                let progress = self.workload.describe_progress();
                 return Err(self.failure(
                     FailureKind::Liveness,
-                    format!(
-                        "not done after {} simulated: {}",
-                        limit,
-                        self.workload.describe_progress()
-                    ),
+                    format!("not done after {limit} simulated: {progress}"),
                 ));
             }
             self.now = at;
             self.report.steps += 1;
+            if self.report.steps > STEPS_MAX {
+                return Err(self.failure(
+                    FailureKind::Liveness,
+                    format!("more than {STEPS_MAX} events (a livelock?) at {at}: {event:?}"),
+                ));
+            }
             self.step(event)?;
             if self.workload.finished() {
                 break;
             }
         }
         if !self.workload.finished() {
+            let progress = self.workload.describe_progress();
             return Err(self.failure(
                 FailureKind::Liveness,
-                format!(
-                    "the cluster went quiet: {}",
-                    self.workload.describe_progress()
-                ),
+                format!("the cluster went quiet: {progress}"),
             ));
         }
         self.finish()
@@ -216,14 +217,17 @@ impl Simulation {
 
     fn finish(mut self) -> Result<SimReport, SimFailure> {
         self.report.sim_time = self.now;
-        for node in self.nodes.iter().filter_map(|n| n.replica.as_ref()) {
-            self.report.replays += node.stats().replays;
-            self.report.retransmits += node.stats().retransmits;
+        for sim_node in &self.nodes {
+            if let Some(node) = &sim_node.node {
+                self.report.replays += node.replica().stats().replays;
+                self.report.retransmits += node.replica().stats().retransmits;
+            }
         }
+        self.report.view_changes = self.views.len() as u64 - 1;
         let history = self.workload.history();
         self.report.history_ops = history.len() as u64;
-        if let Err(violation) = history.check() {
-            return Err(self.failure(FailureKind::Linearizability, violation.to_string()));
+        if let Err(error) = history.check() {
+            return Err(self.failure(FailureKind::Linearizability, error.to_string()));
         }
         self.workload.count_into(&mut self.report);
         Ok(self.report)
@@ -245,51 +249,23 @@ impl Simulation {
         self.events.insert((at, self.seq), event);
     }
 
-    /// Schedules removals and link cuts over the expected length of the safety phase.
-    fn schedule_faults(&mut self) {
-        let horizon_us = self.workload.expected_duration_us(&self.config);
-        let mut candidates: Vec<usize> = (0..self.nodes.len()).collect();
-        for round in 0..self.config.removals {
-            let chosen = self.config.first_victim.filter(|_| round == 0);
-            let pick =
-                match chosen.and_then(|id| candidates.iter().position(|c| *c + 1 == id as usize)) {
-                    Some(position) => position,
-                    None => self.rng.below(candidates.len() as u64) as usize,
-                };
-            let node = candidates.swap_remove(pick);
-            let at = Instant::from_micros(self.rng.below(horizon_us));
-            let event = if self.rng.chance(0.5) {
-                Event::Crash { node }
-            } else {
-                Event::Isolate { node }
-            };
-            self.push(at, event);
-        }
-        if self.config.partitions {
-            let n = self.nodes.len() as u64;
-            for _ in 0..self.rng.between(1, 6) {
-                let from = self.rng.below(n) as usize;
-                let to = (from + 1 + self.rng.below(n - 1) as usize) % n as usize;
-                let at = Instant::from_micros(self.rng.below(horizon_us));
-                let length = Duration::from_micros(self.rng.between(1_000, 50_000));
-                self.push(at, Event::Cut { from, to });
-                self.push(at + length, Event::Heal { from, to });
-                if self.rng.chance(0.5) {
-                    self.push(at, Event::Cut { from: to, to: from });
-                    self.push(at + length, Event::Heal { from: to, to: from });
-                }
-            }
+    fn trace(&self, what: impl FnOnce() -> String) {
+        if self.config.trace {
+            eprintln!("[{}] {}", self.now, what());
         }
     }
 
     fn step(&mut self, event: Event) -> Result<(), SimFailure> {
+        if !matches!(event, Event::Deliver { .. } | Event::Timer { .. } | Event::ClientIssue { .. } | Event::CheckConvergence) {
+            self.trace(|| format!("{event:?}"));
+        }
         let touched = match event {
             Event::Deliver { from, to, msg } => {
                 let local = self.local_now(to);
-                let Some(replica) = self.live_replica(to) else {
+                let Some(node) = self.nodes[to].node.as_mut() else {
                     return Ok(());
                 };
-                replica.handle_message(local, NodeId(from as u32 + 1), msg);
+                node.handle_message(local, NodeId(from as u32 + 1), msg);
                 Some(to)
             }
             Event::Timer { node, local } => {
@@ -298,64 +274,57 @@ impl Simulation {
                 }
                 self.nodes[node].timer = None;
                 let now_local = self.local_now(node);
-                let Some(replica) = self.live_replica(node) else {
+                let Some(sim_node) = self.nodes[node].node.as_mut() else {
                     return Ok(());
                 };
-                replica.handle_timeout(now_local);
+                sim_node.handle_timeout(now_local);
                 Some(node)
             }
             Event::ClientIssue { client } => {
                 let node = self.workload.node_of(client);
                 let local = self.local_now(node);
-                if self.nodes[node].replica.is_none() {
-                    self.workload.abandon(client);
+                if self.nodes[node].node.is_none() {
                     return Ok(());
                 }
-                let Some((id, op)) = self.workload.next_op(client, self.now, &mut self.rng) else {
+                let Some((id, op)) = self.workload.next_op(client, self.now, &mut self.rng)
+                else {
                     return Ok(());
                 };
-                if let Some(replica) = self.nodes[node].replica.as_mut() {
-                    replica.handle_request(local, id, op);
+                if let Some(sim_node) = self.nodes[node].node.as_mut() {
+                    sim_node.handle_request(local, id, op);
                 }
                 Some(node)
             }
-            Event::Crash { node } => {
+            Event::Crash {
+                node,
+                restart_after,
+            } => {
                 if self.config.crash_mid_broadcast && self.crash_armed.is_none() {
-                    self.crash_armed = Some(node);
+                    self.crash_armed = Some((node, restart_after));
+                    let at = self.now + Duration::from_millis(50);
                     self.push(
-                        self.now + Duration::from_millis(50),
-                        Event::ForceCrash { node },
+                        at,
+                        Event::ForceCrash {
+                            node,
+                            restart_after,
+                        },
                     );
                 } else {
-                    self.crash(node);
+                    self.crash(node, restart_after);
                 }
                 None
             }
-            Event::ForceCrash { node } => {
-                if self.crash_armed == Some(node) {
-                    self.crash(node);
+            Event::ForceCrash {
+                node,
+                restart_after,
+            } => {
+                if self.crash_armed.map(|(n, _)| n) == Some(node) {
+                    self.crash(node, restart_after);
                 }
                 None
             }
-            Event::Isolate { node } => {
-                for other in 0..self.nodes.len() {
-                    self.cut.insert((node, other));
-                    self.cut.insert((other, node));
-                }
-                let local = self.local_now(node);
-                if let Some(replica) = self.nodes[node].replica.as_mut() {
-                    // Its lease runs out before the others install a view without it.
-                    replica.set_serving(local, false);
-                }
-                self.remove_from_view(node);
-                Some(node)
-            }
-            Event::InstallView { node, view } => {
-                let local = self.local_now(node);
-                let Some(replica) = self.live_replica(node) else {
-                    return Ok(());
-                };
-                replica.install_view(local, view);
+            Event::Restart { node } => {
+                self.restart(node);
                 Some(node)
             }
             Event::Cut { from, to } => {
@@ -365,16 +334,22 @@ impl Simulation {
                 None
             }
             Event::Heal { from, to } => {
-                if !self.nodes[from].removed && !self.nodes[to].removed {
-                    self.cut.remove(&(from, to));
-                }
+                self.cut.remove(&(from, to));
                 None
             }
             Event::EndSafetyPhase => {
-                self.heal_everything();
-                self.workload.start_liveness_phase(self.live_members());
-                for client in 0..self.workload.clients() {
-                    self.push(self.now, Event::ClientIssue { client });
+                self.cut.clear();
+                self.config.loss = 0.0;
+                self.config.duplicate = 0.0;
+                self.push(self.now, Event::CheckConvergence);
+                None
+            }
+            Event::CheckConvergence => {
+                if self.converged() {
+                    self.start_liveness_phase();
+                } else {
+                    let at = self.now + Duration::from_millis(10);
+                    self.push(at, Event::CheckConvergence);
                 }
                 None
             }
@@ -382,82 +357,111 @@ impl Simulation {
         if let Some(node) = touched {
             self.drain(node)?;
         }
-        if self.workload.safety_done() && self.faults_on {
+        if self.workload.safety_done(self.now) && self.faults_on {
             self.faults_on = false;
-            let settle = Duration::from_millis(self.config.replica.request_timeout_ms);
-            self.push(self.now + settle, Event::EndSafetyPhase);
+            self.push(self.now, Event::EndSafetyPhase);
         }
         self.check_invariants()
-    }
-
-    fn crash(&mut self, node: usize) {
-        if self.crash_armed == Some(node) {
-            self.crash_armed = None;
-        }
-        if self.nodes[node].replica.take().is_none() {
-            return;
-        }
-        self.workload.node_crashed(node);
-        self.remove_from_view(node);
-    }
-
-    fn live_replica(&mut self, node: usize) -> Option<&mut Replica> {
-        self.nodes[node].replica.as_mut()
     }
 
     fn local_now(&self, node: usize) -> Instant {
         self.nodes[node].local_time(self.now)
     }
 
-    fn live_members(&self) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|i| !self.nodes[*i].removed && self.nodes[*i].replica.is_some())
-            .collect()
-    }
-
-    /// The membership oracle: a view without `node`, installed on every remaining replica after
-    /// a detection delay, each at its own time.
-    fn remove_from_view(&mut self, node: usize) {
-        self.nodes[node].removed = true;
-        let mut view = self.view.clone();
-        view.epoch = crate::Epoch(view.epoch.0 + 1);
-        view.members.remove(&NodeId(node as u32 + 1));
-        self.view = view.clone();
-        self.report.view_changes += 1;
-        let detect_max_us = self.config.view_change_delay_ms_max.max(1) * 1_000;
-        let detect = Duration::from_micros(self.rng.between(detect_max_us / 30, detect_max_us));
-        for other in self.live_members() {
-            let spread = Duration::from_micros(self.rng.below(10_000));
-            let at = self.now + detect + spread;
-            self.push(
-                at,
-                Event::InstallView {
-                    node: other,
-                    view: view.clone(),
-                },
-            );
+    fn crash(&mut self, node: usize, restart_after: Option<Duration>) {
+        if self.crash_armed.map(|(n, _)| n) == Some(node) {
+            self.crash_armed = None;
+        }
+        if self.nodes[node].node.take().is_none() {
+            return;
+        }
+        self.nodes[node].timer = None;
+        self.crash_times.push(self.now);
+        self.workload.node_crashed(node);
+        if let Some(delay) = restart_after {
+            self.push(self.now + delay, Event::Restart { node });
         }
     }
 
-    fn heal_everything(&mut self) {
-        let removed: Vec<usize> = (0..self.nodes.len())
-            .filter(|i| self.nodes[*i].removed)
-            .collect();
-        self.cut
-            .retain(|(a, b)| removed.contains(a) || removed.contains(b));
-        self.config.loss = 0.0;
-        self.config.duplicate = 0.0;
+    fn restart(&mut self, node: usize) {
+        if self.nodes[node].node.is_some() {
+            return;
+        }
+        let Some(saved) = self.nodes[node].saved.clone() else {
+            return;
+        };
+        let config = Config {
+            node_id: NodeId(node as u32 + 1),
+            ..self.config.replica.clone()
+        };
+        let local = self.local_now(node);
+        #[allow(unused_mut)]
+        let mut restarted =
+            Node::restart(config, saved, local).expect("the simulator builds valid configurations");
+        #[cfg(feature = "planted-bugs")]
+        if let Some(bug) = self.config.planted_bug {
+            restarted.plant_bug(bug);
+        }
+        self.nodes[node].node = Some(restarted);
+        self.nodes[node].last_ts.clear();
+        self.rejoin_started.insert(node, self.now);
+        self.report.restarts += 1;
+        self.workload.node_restarted(node);
+        let clients = self.workload.clients_of(node);
+        for client in clients {
+            let at = self.now + Duration::from_millis(1);
+            self.push(at, Event::ClientIssue { client });
+        }
+    }
+
+    /// The live nodes: not crashed.
+    fn live(&self) -> Vec<usize> {
+        (0..self.nodes.len()).filter(|i| self.nodes[*i].node.is_some()).collect()
+    }
+
+    /// Whether every live node installed the same view and its members are exactly the live
+    /// nodes.
+    fn converged(&self) -> bool {
+        let live = self.live();
+        let mut views = live
+            .iter()
+            .filter_map(|i| self.nodes[*i].node.as_ref())
+            .map(|n| n.membership().view());
+        let Some(first) = views.next() else {
+            return false;
+        };
+        let members: BTreeSet<NodeId> = live.iter().map(|i| NodeId(*i as u32 + 1)).collect();
+        views.all(|v| v == first)
+            && first.members == members
+            && first.shadows.is_empty()
+            && live
+                .iter()
+                .filter_map(|i| self.nodes[*i].node.as_ref())
+                .all(|n| !n.is_rejoining())
+    }
+
+    fn start_liveness_phase(&mut self) {
+        if self.liveness_started {
+            return;
+        }
+        self.liveness_started = true;
+        self.report.convergence_time = self.now;
+        let live = self.live();
+        self.workload.start_liveness_phase(live);
+        for client in 0..self.workload.clients() {
+            self.push(self.now, Event::ClientIssue { client });
+        }
     }
 
     /// Carries out the actions of `node` and re-arms its timer.
     fn drain(&mut self, node: usize) -> Result<(), SimFailure> {
         let mut actions = Vec::new();
-        let next_timer = match self.nodes[node].replica.as_mut() {
-            Some(replica) => {
-                while let Some(action) = replica.poll_action() {
+        let next_timer = match self.nodes[node].node.as_mut() {
+            Some(sim_node) => {
+                while let Some(action) = sim_node.poll_action() {
                     actions.push(action);
                 }
-                replica.poll_timeout()
+                sim_node.poll_timeout()
             }
             None => None,
         };
@@ -466,7 +470,7 @@ impl Simulation {
             match action {
                 Action::Send { to, msg } => {
                     let rmw_inv = matches!(&msg, Message::Inv(inv) if inv.is_rmw);
-                    if self.crash_armed == Some(node) && rmw_inv {
+                    if self.crash_armed.map(|(n, _)| n) == Some(node) && rmw_inv {
                         cut_short = true;
                     }
                     if cut_short && self.rng.chance(0.5) {
@@ -475,10 +479,19 @@ impl Simulation {
                     self.transmit(node, to.0 as usize - 1, msg);
                 }
                 Action::Reply { id, result } => self.on_reply(node, id, result)?,
+                Action::SaveMembership(state) => self.nodes[node].saved = Some(state),
+                Action::ViewInstalled(view) => self.on_view_installed(node, view)?,
+                Action::JoinRefused(reason) => {
+                    return Err(self.failure(
+                        FailureKind::Liveness,
+                        format!("node {} was refused to join: {reason}", node + 1),
+                    ));
+                }
             }
         }
         if cut_short {
-            self.crash(node);
+            let restart_after = self.crash_armed.and_then(|(_, r)| r);
+            self.crash(node, restart_after);
             return Ok(());
         }
         if next_timer != self.nodes[node].timer {
@@ -491,10 +504,44 @@ impl Simulation {
         Ok(())
     }
 
+    fn on_view_installed(&mut self, node: usize, view: View) -> Result<(), SimFailure> {
+        self.trace(|| {
+            format!(
+                "n{} installs e{} members {:?} shadows {:?} inc {:?}",
+                node + 1,
+                view.epoch.0,
+                view.members,
+                view.shadows,
+                view.incarnations
+            )
+        });
+        if let Some(other) = self.views.get(&view.epoch) {
+            if *other != view {
+                let detail = format!(
+                    "two views for epoch {}: {other:?} and {view:?} (installed by node {})",
+                    view.epoch.0,
+                    node + 1
+                );
+                return Err(self.failure(FailureKind::Invariant, detail));
+            }
+        } else {
+            self.views.insert(view.epoch, view.clone());
+        }
+        let id = NodeId(node as u32 + 1);
+        if view.is_member(id) {
+            if let Some(started) = self.rejoin_started.remove(&node) {
+                self.report
+                    .join_times_us
+                    .push(self.now.saturating_since(started).as_micros() as u64);
+            }
+        }
+        Ok(())
+    }
+
     fn transmit(&mut self, from: usize, to: usize, msg: Message) {
         self.report.messages += 1;
         let lost = self.cut.contains(&(from, to)) || self.rng.chance(self.config.loss);
-        if lost || self.nodes[to].replica.is_none() {
+        if lost || self.nodes[to].node.is_none() {
             self.report.lost += 1;
             return;
         }
@@ -526,6 +573,19 @@ impl Simulation {
     }
 
     fn on_reply(&mut self, node: usize, id: RequestId, result: OpResult) -> Result<(), SimFailure> {
+        if let Ok(Outcome::Value(value)) = &result {
+            self.trace(|| format!("n{} read -> {value:?} (request {})", node + 1, id.0));
+            self.check_read_was_allowed(node)?;
+        } else {
+            self.trace(|| format!("n{} answers request {}: {result:?}", node + 1, id.0));
+        }
+        if let Ok(Outcome::Written { .. }) = &result {
+            for crash in std::mem::take(&mut self.crash_times) {
+                self.report
+                    .recovery_times_us
+                    .push(self.now.saturating_since(crash).as_micros() as u64);
+            }
+        }
         let Some(completion) = self.workload.complete(id, &result, self.now) else {
             return Ok(());
         };
@@ -543,24 +603,59 @@ impl Simulation {
             }
         }
         let client = completion.client;
-        if self.workload.wants_more(client) && self.nodes[node].replica.is_some() {
-            let think = Duration::from_micros(self.rng.below(300));
+        if self.workload.wants_more(client, self.now) && self.nodes[node].node.is_some() {
+            let think = Duration::from_micros(self.rng.below(self.config.think_us_max + 1));
             self.push(self.now + think, Event::ClientIssue { client });
         }
         Ok(())
     }
 
+    /// A read was answered: the node must hold a lease by its own clock, be a member of its
+    /// view (not a shadow) and not be rejoining.
+    fn check_read_was_allowed(&self, node: usize) -> Result<(), SimFailure> {
+        let local = self.local_now(node);
+        let Some(sim_node) = self.nodes[node].node.as_ref() else {
+            return Ok(());
+        };
+        let id = NodeId(node as u32 + 1);
+        let view = sim_node.membership().view();
+        let problem = if sim_node.is_rejoining() {
+            Some("while rejoining".to_string())
+        } else if !view.is_member(id) {
+            Some(format!("while not a member of its view {}", view.epoch.0))
+        } else if local >= sim_node.membership().lease_until() {
+            Some(format!(
+                "at {local} by its clock, after its lease expired at {}",
+                sim_node.membership().lease_until()
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => Err(self.failure(
+                FailureKind::Invariant,
+                format!("node {} served a read {problem}", node + 1),
+            )),
+            None => Ok(()),
+        }
+    }
+
     fn check_invariants(&mut self) -> Result<(), SimFailure> {
-        for node in &mut self.nodes {
-            let Some(replica) = &node.replica else {
+        for sim_node in &mut self.nodes {
+            let Some(node) = &sim_node.node else {
                 continue;
             };
-            for (key, entry) in replica.keys() {
-                let last = node.last_ts.entry(key.clone()).or_insert(Ts::ZERO);
+            if node.is_rejoining() {
+                // Its state was discarded (removal or restart); it starts over from here.
+                sim_node.last_ts.clear();
+                continue;
+            }
+            for (key, entry) in node.replica().keys() {
+                let last = sim_node.last_ts.entry(key.clone()).or_insert(Ts::ZERO);
                 if entry.ts < *last {
                     let detail = format!(
                         "key {key:?}: {} went from {} back to {}",
-                        replica.id(),
+                        node.id(),
                         last,
                         entry.ts
                     );
@@ -576,12 +671,25 @@ impl Simulation {
                 *last = entry.ts;
             }
         }
-        let members: Vec<Option<&Replica>> = self
+        let latest = self.views.values().next_back().cloned().unwrap_or_default();
+        let in_latest: Vec<Option<&Replica>> = self
             .nodes
             .iter()
-            .map(|n| if n.removed { None } else { n.replica.as_ref() })
+            .enumerate()
+            .map(|(i, n)| {
+                let id = NodeId(i as u32 + 1);
+                // Shadows copy state and serve nothing; they are checked once promoted.
+                n.node
+                    .as_ref()
+                    .filter(|node| {
+                        latest.is_member(id)
+                            && node.membership().view().is_member(id)
+                            && !node.is_rejoining()
+                    })
+                    .map(Node::replica)
+            })
             .collect();
-        invariants::check_all(&members)
+        invariants::check_all(&in_latest)
             .map_err(|detail| self.failure(FailureKind::Invariant, detail))
     }
 }

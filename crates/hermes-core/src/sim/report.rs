@@ -44,6 +44,14 @@ pub struct SimReport {
     pub retransmits: u64,
     /// Operations in the history given to the linearizability checker.
     pub history_ops: u64,
+    /// Nodes restarted after a crash.
+    pub restarts: u64,
+    /// When the liveness phase found the cluster converged.
+    pub convergence_time: Instant,
+    /// For each crash, the simulated time until the next committed write anywhere, in µs.
+    pub recovery_times_us: Vec<u64>,
+    /// For each restart, the simulated time until the node was a member again, in µs.
+    pub join_times_us: Vec<u64>,
 }
 
 impl fmt::Display for SimReport {
@@ -53,7 +61,7 @@ impl fmt::Display for SimReport {
             "seed {} ({} nodes): {} ops in {} simulated ({} steps): {} reads, {} writes, \
              {} cas swapped, {} cas failed, {} aborted, {} unknown, {} failed; \
              {} messages ({} lost, {} duplicated), {} view changes, {} replays, {} retransmits; \
-             history of {} ops linearizable",
+             {} restarts; history of {} ops linearizable",
             self.seed,
             self.nodes,
             self.ops,
@@ -72,6 +80,7 @@ impl fmt::Display for SimReport {
             self.view_changes,
             self.replays,
             self.retransmits,
+            self.restarts,
             self.history_ops
         )
     }

@@ -51,6 +51,7 @@ pub(super) struct Workload {
     inflight: BTreeMap<RequestId, InFlight>,
     history: History,
     phase: Phase,
+    until: Instant,
     counts: SimReport,
 }
 
@@ -79,6 +80,7 @@ impl Workload {
             inflight: BTreeMap::new(),
             history: History::new(),
             phase: Phase::Safety,
+            until: Instant::ZERO,
             counts: SimReport::default(),
         }
     }
@@ -87,19 +89,27 @@ impl Workload {
         self.clients.len()
     }
 
+    /// The clients attached to `node`.
+    pub fn clients_of(&self, node: usize) -> Vec<usize> {
+        (0..self.clients.len())
+            .filter(|c| self.clients[*c].node == node)
+            .collect()
+    }
+
+    /// A crashed node restarted: its clients issue operations again.
+    pub fn node_restarted(&mut self, node: usize) {
+        for client in self.clients.iter_mut().filter(|c| c.node == node) {
+            client.abandoned = false;
+        }
+    }
+
+    /// The safety phase runs at least until `until`, even when the operation budget is spent.
+    pub fn keep_going_until(&mut self, until: Instant) {
+        self.until = until;
+    }
+
     pub fn node_of(&self, client: usize) -> usize {
         self.clients[client].node
-    }
-
-    /// A rough length of the safety phase, for spreading faults over it.
-    pub fn expected_duration_us(&self, config: &SimConfig) -> u64 {
-        let per_op = 2 * (config.delay_min_us + config.delay_mean_us) + 300;
-        let rounds = u64::from(self.ops_budget) / self.clients.len().max(1) as u64 + 1;
-        rounds * per_op
-    }
-
-    pub fn abandon(&mut self, client: usize) {
-        self.clients[client].abandoned = true;
     }
 
     /// A replica crashed: its clients stop, and their requests in flight stay open in the history
@@ -130,7 +140,7 @@ impl Workload {
         }
         let (op, liveness) = match self.phase {
             Phase::Safety => {
-                if self.issued >= self.ops_budget {
+                if self.issued >= self.ops_budget && now >= self.until {
                     return None;
                 }
                 self.issued += 1;
@@ -264,18 +274,21 @@ impl Workload {
         })
     }
 
-    pub fn wants_more(&self, client: usize) -> bool {
+    pub fn wants_more(&self, client: usize, now: Instant) -> bool {
         let state = &self.clients[client];
         !state.abandoned
             && match self.phase {
-                Phase::Safety => self.issued < self.ops_budget,
+                Phase::Safety => self.issued < self.ops_budget || now < self.until,
                 Phase::Liveness => !state.liveness_plan.is_empty(),
             }
     }
 
     /// The safety phase is over: every operation was issued and answered (or lost with its node).
-    pub fn safety_done(&self) -> bool {
-        self.phase == Phase::Safety && self.issued >= self.ops_budget && self.inflight.is_empty()
+    pub fn safety_done(&self, now: Instant) -> bool {
+        self.phase == Phase::Safety
+            && self.issued >= self.ops_budget
+            && now >= self.until
+            && self.inflight.is_empty()
     }
 
     /// Gives one client of each live member a write and a read of every key.

@@ -1,0 +1,449 @@
+//! The reliable membership service, sans-IO: views agreed by a majority through single-decree
+//! Paxos per epoch, read leases renewed by heartbeats, failure detection, and joins.
+//!
+//! Safety rules (digest §3):
+//! - A view for epoch `e + 1` is decided by a majority of the members of view `e`; each acceptor
+//!   persists its promise and accepted view (an [`crate::Action::SaveMembership`]) before it
+//!   answers.
+//! - A node holds a read lease for its epoch from the sending time of a heartbeat round that a
+//!   majority of members granted, for `lease_ms` by its own clock.
+//! - An acceptor stops granting leases once it has promised a ballot for the next epoch, and it
+//!   promises only after every lease it ever granted has run out by its own clock plus
+//!   `clock_drift_margin_ms`. So a view that removes a node is decided only after that node's
+//!   lease has expired, as long as clock rates differ by at most ρ with
+//!   `2ρ / (1 − ρ) × lease_ms ≤ clock_drift_margin_ms`.
+//! - Writes need no clock: they need ACKs from every replica of the epoch.
+//!
+//! The [`crate::Node`] drives this service together with the [`crate::Replica`].
+
+mod lease;
+mod message;
+mod paxos;
+
+pub use message::{Ballot, MembershipMessage, TransferEntry};
+
+use crate::config::Config;
+use crate::sim::SimRng;
+use crate::types::{Epoch, Instant, NodeId};
+use crate::view::View;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// The membership state that must survive a restart (written before the node answers).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DurableMembership {
+    /// The installed view.
+    pub view: View,
+    /// The ballot promised for the next epoch.
+    pub promised: Ballot,
+    /// The view accepted for the next epoch, with its ballot.
+    pub accepted: Option<(Ballot, View)>,
+    /// This process's incarnation.
+    pub incarnation: u64,
+}
+
+/// What the membership service asks its node to do.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum MembershipOutput {
+    Send(NodeId, MembershipMessage),
+    Install(View),
+    Save(DurableMembership),
+    JoinRefused(String),
+}
+
+/// A proposal in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Proposal {
+    epoch: Epoch,
+    ballot: Ballot,
+    /// The view this node wants; replaced by an already accepted one if a promise carries it.
+    view: View,
+    promises: BTreeMap<NodeId, Option<(Ballot, View)>>,
+    accepting: bool,
+    accepts: BTreeSet<NodeId>,
+    deadline: Instant,
+}
+
+/// One node's membership state; see the module docs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Membership {
+    me: NodeId,
+    incarnation: u64,
+    heartbeat_interval: Duration,
+    lease: Duration,
+    grant_wait: Duration,
+    suspicion_timeout: Duration,
+    view: View,
+    // Acceptor state for epoch `view.epoch + 1`.
+    promised: Ballot,
+    accepted: Option<(Ballot, View)>,
+    /// Until when (own clock) leases this node granted may be held; it promises nothing before.
+    grants_until: Instant,
+    /// When this node first promised for the next epoch; from then on it grants no lease, so
+    /// the epoch must be closed by some decided view (if need be, the same members again).
+    frozen_since: Option<Instant>,
+    /// When to check that the frozen epoch got closed.
+    frozen_check: Option<Instant>,
+    queued_promises: Vec<(NodeId, Ballot)>,
+    // Lease holder.
+    round: u64,
+    rounds: BTreeMap<u64, (Instant, BTreeSet<NodeId>)>,
+    lease_until: Instant,
+    /// The lease expiry still to be reported through a timeout (so serving stops on time).
+    lease_watch: Option<Instant>,
+    next_heartbeat: Instant,
+    // Failure detection.
+    last_heard: BTreeMap<NodeId, Instant>,
+    // Proposer.
+    proposal: Option<Proposal>,
+    round_seen: u64,
+    propose_after: Option<Instant>,
+    /// Joiners waiting to be added as shadows, with their incarnation.
+    joiners: BTreeMap<NodeId, u64>,
+    /// Shadows that reported a complete state transfer.
+    caught_up: BTreeSet<NodeId>,
+    rng: SimRng,
+    outputs: VecDeque<MembershipOutput>,
+}
+
+impl Membership {
+    /// A membership service starting in `view` (a fresh node, or one restored from a
+    /// [`DurableMembership`] by [`Membership::restore`]).
+    pub fn new(config: &Config, view: View, incarnation: u64, now: Instant) -> Self {
+        let me = config.node_id;
+        let last_heard = view.replicas().map(|n| (n, now)).collect();
+        Membership {
+            me,
+            incarnation,
+            heartbeat_interval: config.heartbeat_interval(),
+            lease: config.lease(),
+            grant_wait: config.grant_wait(),
+            suspicion_timeout: config.suspicion_timeout(),
+            view,
+            promised: Ballot::default(),
+            accepted: None,
+            grants_until: Instant::ZERO,
+            frozen_since: None,
+            frozen_check: None,
+            queued_promises: Vec::new(),
+            round: 0,
+            rounds: BTreeMap::new(),
+            lease_until: Instant::ZERO,
+            lease_watch: None,
+            next_heartbeat: now,
+            last_heard,
+            proposal: None,
+            round_seen: 0,
+            propose_after: None,
+            joiners: BTreeMap::new(),
+            caught_up: BTreeSet::new(),
+            rng: SimRng::new(u64::from(me.0) ^ (incarnation << 32)),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// A membership service restored after a restart. Leases this node granted before it stopped
+    /// are assumed held for another full wait, so it promises nothing that could cut them short.
+    pub fn restore(config: &Config, saved: DurableMembership, incarnation: u64, now: Instant) -> Self {
+        let mut membership = Membership::new(config, saved.view, incarnation, now);
+        membership.promised = saved.promised;
+        membership.accepted = saved.accepted;
+        membership.round_seen = saved.promised.round;
+        membership.grants_until = now + membership.grant_wait;
+        if membership.promised != Ballot::default() {
+            membership.freeze(now);
+        }
+        membership
+    }
+
+    /// The installed view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// This process's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// Until when (own clock) this node holds a read lease for its epoch.
+    pub fn lease_until(&self) -> Instant {
+        self.lease_until
+    }
+
+    /// Whether this node holds a lease at `now` and is a member of its view.
+    pub fn has_lease(&self, now: Instant) -> bool {
+        self.view.is_member(self.me) && now < self.lease_until
+    }
+
+    /// The replicas this node suspects at `now` (not heard from within the suspicion timeout).
+    pub fn suspects(&self, now: Instant) -> BTreeSet<NodeId> {
+        self.view
+            .replicas()
+            .filter(|n| *n != self.me)
+            .filter(|n| {
+                self.last_heard
+                    .get(n)
+                    .is_none_or(|t| now.saturating_since(*t) > self.suspicion_timeout)
+            })
+            .collect()
+    }
+
+    /// The durable part of the state.
+    pub fn durable(&self) -> DurableMembership {
+        DurableMembership {
+            view: self.view.clone(),
+            promised: self.promised,
+            accepted: self.accepted.clone(),
+            incarnation: self.incarnation,
+        }
+    }
+
+    /// Marks `shadow` as done with its state transfer (it will be promoted).
+    pub(crate) fn note_caught_up(&mut self, now: Instant, shadow: NodeId) {
+        if self.view.shadows.contains(&shadow) {
+            self.caught_up.insert(shadow);
+            self.consider_proposing(now);
+        }
+    }
+
+    pub(crate) fn poll_output(&mut self) -> Option<MembershipOutput> {
+        self.outputs.pop_front()
+    }
+
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.next_heartbeat;
+        if let Some(expiry) = self.lease_watch {
+            next = next.min(expiry);
+        }
+        if !self.queued_promises.is_empty() {
+            next = next.min(self.grants_until);
+        }
+        if let Some(proposal) = &self.proposal {
+            next = next.min(proposal.deadline);
+        }
+        if let Some(at) = self.propose_after {
+            next = next.min(at);
+        }
+        if let Some(at) = self.frozen_check {
+            next = next.min(at);
+        }
+        Some(next)
+    }
+
+    /// Sends heartbeats, answers promises whose wait is over, retries proposals and proposes view
+    /// changes for suspected nodes, joiners and caught-up shadows.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.lease_watch.is_some_and(|t| now >= t) {
+            self.lease_watch = None;
+        }
+        if self.frozen_check.is_some_and(|t| now >= t) {
+            self.frozen_check = None;
+        }
+        if now >= self.next_heartbeat {
+            self.next_heartbeat = now + self.heartbeat_interval;
+            self.send_heartbeats(now);
+        }
+        if !self.queued_promises.is_empty() && now >= self.grants_until {
+            self.release_promises(now);
+        }
+        if self.proposal.as_ref().is_some_and(|p| now >= p.deadline) {
+            self.proposal = None;
+            self.back_off(now);
+        }
+        self.consider_proposing(now);
+    }
+
+    /// Handles a membership message from `from`.
+    pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: MembershipMessage) {
+        self.last_heard.insert(from, now);
+        match msg {
+            MembershipMessage::Heartbeat { epoch, round } => {
+                self.on_heartbeat(now, from, epoch, round)
+            }
+            MembershipMessage::HeartbeatAck {
+                epoch,
+                round,
+                granted,
+            } => self.on_heartbeat_ack(from, epoch, round, granted),
+            MembershipMessage::Prepare { epoch, ballot } => {
+                self.on_prepare(now, from, epoch, ballot)
+            }
+            MembershipMessage::Promise {
+                epoch,
+                ballot,
+                accepted,
+            } => self.on_promise(now, from, epoch, ballot, accepted),
+            MembershipMessage::Reject { epoch, promised } => {
+                self.on_reject(now, epoch, promised)
+            }
+            MembershipMessage::Accept {
+                epoch,
+                ballot,
+                view,
+            } => self.on_accept(now, from, epoch, ballot, view),
+            MembershipMessage::Accepted { epoch, ballot } => {
+                self.on_accepted(now, from, epoch, ballot)
+            }
+            MembershipMessage::Decided { view } => self.install(now, view),
+            MembershipMessage::ViewRequest => {
+                let view = self.view.clone();
+                self.send(from, MembershipMessage::Decided { view });
+            }
+            MembershipMessage::Join { incarnation } => self.on_join(now, from, incarnation),
+            MembershipMessage::JoinRefused { reason } => {
+                self.outputs.push_back(MembershipOutput::JoinRefused(reason))
+            }
+            MembershipMessage::CaughtUp { epoch } => {
+                if epoch <= self.view.epoch {
+                    self.note_caught_up(now, from);
+                }
+            }
+            // State transfer is served by the node, which holds the data.
+            MembershipMessage::TransferRequest { .. } | MembershipMessage::TransferChunk { .. } => {}
+        }
+    }
+
+    fn send(&mut self, to: NodeId, msg: MembershipMessage) {
+        self.outputs.push_back(MembershipOutput::Send(to, msg));
+    }
+
+    /// Installs a newer decided view.
+    pub(crate) fn install(&mut self, now: Instant, view: View) {
+        if view.epoch <= self.view.epoch {
+            return;
+        }
+        self.view = view.clone();
+        self.promised = Ballot::default();
+        self.accepted = None;
+        self.frozen_since = None;
+        self.frozen_check = None;
+        self.queued_promises.clear();
+        self.proposal = None;
+        self.propose_after = None;
+        self.rounds.clear();
+        self.joiners.retain(|n, inc| !view.contains(*n) || view.incarnation(*n) < *inc);
+        self.caught_up.retain(|n| view.shadows.contains(n));
+        for node in view.replicas() {
+            self.last_heard.insert(node, now);
+        }
+        self.outputs.push_back(MembershipOutput::Save(self.durable()));
+        self.outputs.push_back(MembershipOutput::Install(view));
+        // Renew the lease in the new epoch at once.
+        self.next_heartbeat = now;
+    }
+
+    /// How long a frozen acceptor waits for a decision before it proposes one itself.
+    fn frozen_patience(&self) -> Duration {
+        self.grant_wait * 2 + self.heartbeat_interval * 4
+    }
+
+    /// Notes that this node promised or accepted for the next epoch.
+    pub(super) fn freeze(&mut self, now: Instant) {
+        if self.frozen_since.is_none() {
+            self.frozen_since = Some(now);
+            self.frozen_check = Some(now + self.frozen_patience());
+        }
+    }
+
+    /// Waits a randomised back-off before this node may propose again.
+    fn back_off(&mut self, now: Instant) {
+        let base = self.heartbeat_interval.as_micros() as u64;
+        let jitter = self.rng.below(4 * base + 1);
+        self.propose_after = Some(now + Duration::from_micros(base + jitter));
+    }
+
+    fn on_join(&mut self, now: Instant, from: NodeId, incarnation: u64) {
+        if !self.view.is_member(self.me) {
+            return;
+        }
+        let known = self.view.contains(from);
+        let recorded = self.view.incarnation(from);
+        if known && incarnation <= recorded {
+            let reason = format!(
+                "node {from} is already a {} of epoch {} with incarnation {recorded}",
+                if self.view.is_member(from) { "member" } else { "shadow" },
+                self.view.epoch.0
+            );
+            if incarnation < recorded {
+                self.send(from, MembershipMessage::JoinRefused { reason });
+            }
+            return;
+        }
+        self.joiners.insert(from, incarnation);
+        self.consider_proposing(now);
+    }
+
+    /// The view this node would like next, if it differs from the installed one.
+    fn desired_view(&self, now: Instant) -> Option<View> {
+        let mut next = self.view.clone();
+        next.epoch = Epoch(self.view.epoch.0 + 1);
+        let suspects = self.suspects(now);
+        let alive_members = self.view.members.iter().filter(|n| !suspects.contains(n)).count();
+        if alive_members >= self.view.majority() {
+            for node in &suspects {
+                next.members.remove(node);
+                next.shadows.remove(node);
+            }
+        }
+        for (node, incarnation) in &self.joiners {
+            next.members.remove(node);
+            next.shadows.insert(*node);
+            next.incarnations.insert(*node, *incarnation);
+        }
+        for node in &self.caught_up {
+            if next.shadows.remove(node) {
+                next.members.insert(*node);
+            }
+        }
+        let changed = next.members != self.view.members
+            || next.shadows != self.view.shadows
+            || next.incarnations != self.view.incarnations;
+        (changed && next.members.len() >= next.majority() && !next.members.is_empty())
+            .then_some(next)
+    }
+
+    /// Proposes a view change if one is wanted and it is this node's turn: the lowest-id member
+    /// that is not suspected goes first, the others after a randomised back-off.
+    fn consider_proposing(&mut self, now: Instant) {
+        if self.proposal.is_some() || !self.view.is_member(self.me) {
+            self.propose_after = None;
+            return;
+        }
+        let target = match self.desired_view(now) {
+            Some(target) => target,
+            // Frozen without a decision for too long (a proposer gave up or failed): close the
+            // epoch, with the same members if nothing else is wanted.
+            None if self
+                .frozen_since
+                .is_some_and(|t| now.saturating_since(t) >= self.frozen_patience()) =>
+            {
+                let mut same = self.view.clone();
+                same.epoch = Epoch(self.view.epoch.0 + 1);
+                same
+            }
+            None => {
+                self.propose_after = None;
+                return;
+            }
+        };
+        match self.propose_after {
+            Some(turn) if now < turn => return,
+            Some(_) => {} // our turn has come
+            None => {
+                let suspects = self.suspects(now);
+                let first = self.view.members.iter().find(|n| !suspects.contains(n));
+                if first != Some(&self.me) {
+                    self.back_off(now);
+                    let extra = self.heartbeat_interval * 4;
+                    self.propose_after = self.propose_after.map(|t| t + extra);
+                    return;
+                }
+            }
+        }
+        self.propose_after = None;
+        self.propose(now, target);
+    }
+}

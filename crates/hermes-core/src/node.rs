@@ -1,0 +1,399 @@
+//! A whole Hermes node, sans-IO: the replication protocol ([`Replica`]) under the membership
+//! service ([`Membership`]), with joins, restarts and state transfer.
+//!
+//! The membership decides views and leases; the node installs each decided view in the replica,
+//! lets the replica serve reads only while the lease holds, and keeps a restarted or removed node
+//! from serving or coordinating until it has rejoined as a shadow, copied the state from a donor
+//! and been promoted.
+//!
+//! Actions are carried out in order; a [`Action::SaveMembership`] must be durable before any
+//! later action is carried out.
+
+use crate::action::Action;
+use crate::config::Config;
+use crate::error::CoreError;
+use crate::membership::{DurableMembership, Membership, MembershipMessage, MembershipOutput};
+use crate::message::Message;
+use crate::op::{Op, RequestId};
+use crate::replica::Replica;
+use crate::types::{Epoch, Instant, Key, NodeId, Value};
+use crate::view::View;
+use std::collections::VecDeque;
+
+/// A state transfer in progress at a shadow.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Transfer {
+    /// The epoch in which this node became a shadow; donors must have installed it.
+    epoch: Epoch,
+    /// Resume after this key.
+    after: Option<Key>,
+    donor: NodeId,
+    /// When to ask again (another donor) if no chunk arrived.
+    retry_at: Instant,
+    done: bool,
+}
+
+/// The node's own life-cycle state, as the seed describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NodeState {
+    /// A member holding a valid lease: serves reads and coordinates writes.
+    Active,
+    /// A member that misses heartbeats from some replicas, or holds no lease.
+    Suspected,
+    /// Not a member: removed, joining, a shadow copying state, or restarting.
+    Inactive,
+}
+
+/// One Hermes node: replica plus membership.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Node {
+    config: Config,
+    replica: Replica,
+    membership: Membership,
+    /// The replica holds no trusted state (restart, removal) until this incarnation is in a view.
+    rejoining: bool,
+    transfer: Option<Transfer>,
+    next_join: Instant,
+    actions: VecDeque<Action>,
+}
+
+impl Node {
+    /// A node of a new cluster whose initial view is `view`.
+    pub fn new(config: Config, view: View, now: Instant) -> Result<Self, CoreError> {
+        let replica = Replica::new(config.clone(), view.clone())?;
+        let membership = Membership::new(&config, view, 0, now);
+        Ok(Node {
+            config,
+            replica,
+            membership,
+            rejoining: false,
+            transfer: None,
+            next_join: now,
+            actions: VecDeque::new(),
+        })
+    }
+
+    /// A node restarting from its saved membership state, with empty data: it serves and
+    /// coordinates nothing until it has rejoined with a new incarnation.
+    pub fn restart(config: Config, saved: DurableMembership, now: Instant) -> Result<Self, CoreError> {
+        let incarnation = saved.incarnation + 1;
+        let membership = Membership::restore(&config, saved, incarnation, now);
+        // Until this incarnation is in a view, the replica sees itself as a shadow: it ACKs INVs
+        // but never coordinates (it could reuse a timestamp) and never serves.
+        let mut view = membership.view().clone();
+        if view.members.remove(&config.node_id) {
+            view.shadows.insert(config.node_id);
+        }
+        let replica = Replica::new(config.clone(), view)?;
+        let mut node = Node {
+            config,
+            replica,
+            membership,
+            rejoining: true,
+            transfer: None,
+            next_join: now,
+            actions: VecDeque::new(),
+        };
+        node.actions
+            .push_back(Action::SaveMembership(node.membership.durable()));
+        let _ = now;
+        Ok(node)
+    }
+
+    /// Plants a known bug in the replica (testing only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: crate::replica::PlantedBug) {
+        self.replica.plant_bug(bug);
+    }
+
+    // ----- inputs -------------------------------------------------------------------------
+
+    /// Handles a client request (see [`Replica::handle_request`]).
+    pub fn handle_request(&mut self, now: Instant, id: RequestId, op: Op) {
+        self.refresh_serving(now);
+        self.replica.handle_request(now, id, op);
+        self.sync(now);
+    }
+
+    /// Handles a message from `from`.
+    pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
+        self.refresh_serving(now);
+        match msg {
+            Message::Membership(MembershipMessage::TransferRequest { epoch, after }) => {
+                self.on_transfer_request(from, epoch, after)
+            }
+            Message::Membership(MembershipMessage::TransferChunk {
+                epoch,
+                after,
+                entries,
+                done,
+            }) => self.on_transfer_chunk(now, from, epoch, after, entries, done),
+            Message::Membership(m) => self.membership.handle_message(now, from, m),
+            replication => self.replica.handle_message(now, from, replication),
+        }
+        self.sync(now);
+    }
+
+    /// Fires every deadline at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.membership.handle_timeout(now);
+        self.replica.handle_timeout(now);
+        if self.needs_join() && now >= self.next_join {
+            self.next_join = now + self.config.heartbeat_interval() * 4;
+            let incarnation = self.membership.incarnation();
+            let me = self.id();
+            let peers: Vec<NodeId> = self.membership.view().replicas().filter(|n| *n != me).collect();
+            for to in peers {
+                let msg = MembershipMessage::Join { incarnation };
+                self.actions.push_back(Action::Send {
+                    to,
+                    msg: Message::Membership(msg),
+                });
+            }
+        }
+        if let Some(transfer) = &self.transfer {
+            if !transfer.done && now >= transfer.retry_at {
+                self.request_chunk(now, true);
+            }
+        }
+        self.sync(now);
+    }
+
+    // ----- outputs and getters ------------------------------------------------------------
+
+    /// The next action to carry out, in order.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) has work.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next = self.membership.poll_timeout();
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(self.replica.poll_timeout());
+        if self.needs_join() {
+            consider(Some(self.next_join));
+        }
+        if let Some(transfer) = self.transfer.as_ref().filter(|t| !t.done) {
+            consider(Some(transfer.retry_at));
+        }
+        next
+    }
+
+    /// The read fast path: the value (`None` = not found) if a read can be answered locally now.
+    pub fn read_local(&self, now: Instant, key: &[u8]) -> Option<Option<Value>> {
+        if !self.may_serve(now) {
+            return None;
+        }
+        self.replica.read_local(key)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.config.node_id
+    }
+
+    /// The replication state.
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    /// The membership state.
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Whether this node may serve local reads at `now`: a member of its view holding a lease,
+    /// not rejoining.
+    pub fn may_serve(&self, now: Instant) -> bool {
+        !self.rejoining && self.membership.has_lease(now)
+    }
+
+    /// Whether this node is restarting or was removed and has not yet been added back.
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoining
+    }
+
+    /// Active, Suspected or Inactive at `now`.
+    pub fn state(&self, now: Instant) -> NodeState {
+        let view = self.membership.view();
+        if self.rejoining || !view.is_member(self.id()) {
+            NodeState::Inactive
+        } else if self.may_serve(now) && self.membership.suspects(now).is_empty() {
+            NodeState::Active
+        } else {
+            NodeState::Suspected
+        }
+    }
+
+    // ----- plumbing -----------------------------------------------------------------------
+
+    fn needs_join(&self) -> bool {
+        self.rejoining || !self.membership.view().contains(self.id())
+    }
+
+    fn refresh_serving(&mut self, now: Instant) {
+        let serving = self.may_serve(now);
+        self.replica.set_serving(now, serving);
+    }
+
+    /// The view as the replica sees it: while rejoining, this node is only a shadow.
+    fn replica_view(&self) -> View {
+        let mut view = self.membership.view().clone();
+        let me = self.id();
+        if self.rejoining && view.members.remove(&me) {
+            view.shadows.insert(me);
+        }
+        view
+    }
+
+    fn install_replica_view(&mut self, now: Instant) {
+        let view = self.replica_view();
+        self.replica.install_view(now, view);
+    }
+
+    /// Carries out the membership's outputs and collects the replica's actions.
+    fn sync(&mut self, now: Instant) {
+        while let Some(output) = self.membership.poll_output() {
+            match output {
+                MembershipOutput::Send(to, msg) => self.actions.push_back(Action::Send {
+                    to,
+                    msg: Message::Membership(msg),
+                }),
+                MembershipOutput::Save(state) => {
+                    self.actions.push_back(Action::SaveMembership(state))
+                }
+                MembershipOutput::Install(view) => self.on_install(now, view),
+                MembershipOutput::JoinRefused(reason) => {
+                    self.actions.push_back(Action::JoinRefused(reason))
+                }
+            }
+        }
+        self.refresh_serving(now);
+        while let Some(action) = self.replica.poll_action() {
+            self.actions.push_back(action);
+        }
+    }
+
+    fn on_install(&mut self, now: Instant, view: View) {
+        let me = self.id();
+        self.actions.push_back(Action::ViewInstalled(view.clone()));
+        if !view.contains(me) && !self.rejoining {
+            // Removed: the old state must never be served again.
+            self.replica.abandon_all();
+            self.rejoining = true;
+            self.transfer = None;
+            self.next_join = now;
+        }
+        if self.rejoining && view.contains(me) && view.incarnation(me) == self.membership.incarnation() {
+            self.rejoining = false;
+        }
+        self.install_replica_view(now);
+        if view.shadows.contains(&me) && !self.rejoining {
+            if self.transfer.is_none() {
+                self.transfer = Some(Transfer {
+                    epoch: view.epoch,
+                    after: None,
+                    donor: me,
+                    retry_at: now,
+                    done: false,
+                });
+                self.request_chunk(now, true);
+            }
+        } else if view.is_member(me) {
+            self.transfer = None;
+        }
+    }
+
+    /// Asks a donor for the next chunk; with `rotate`, picks the next donor.
+    fn request_chunk(&mut self, now: Instant, rotate: bool) {
+        let me = self.id();
+        let members: Vec<NodeId> = self
+            .membership
+            .view()
+            .members
+            .iter()
+            .copied()
+            .filter(|n| *n != me)
+            .collect();
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        if members.is_empty() {
+            return;
+        }
+        if rotate || !members.contains(&transfer.donor) {
+            let next = members.iter().find(|n| **n > transfer.donor).or(members.first());
+            transfer.donor = *next.unwrap_or(&members[0]);
+        }
+        transfer.retry_at = now + self.config.heartbeat_interval() * 10;
+        let msg = MembershipMessage::TransferRequest {
+            epoch: transfer.epoch,
+            after: transfer.after.clone(),
+        };
+        self.actions.push_back(Action::Send {
+            to: transfer.donor,
+            msg: Message::Membership(msg),
+        });
+    }
+
+    fn on_transfer_request(&mut self, from: NodeId, epoch: Epoch, after: Option<Key>) {
+        let view = self.membership.view();
+        // The snapshot must be taken in the epoch that made the requester a shadow or later.
+        if view.epoch < epoch || !view.is_member(self.id()) || self.rejoining {
+            return;
+        }
+        let limit = self.config.transfer_chunk_keys_max;
+        let (entries, done) = self.replica.snapshot(after.as_ref(), limit);
+        let msg = MembershipMessage::TransferChunk {
+            epoch,
+            after,
+            entries,
+            done,
+        };
+        self.actions.push_back(Action::Send {
+            to: from,
+            msg: Message::Membership(msg),
+        });
+    }
+
+    fn on_transfer_chunk(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        epoch: Epoch,
+        after: Option<Key>,
+        entries: Vec<crate::membership::TransferEntry>,
+        done: bool,
+    ) {
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        if transfer.done || transfer.epoch != epoch || transfer.after != after || from != transfer.donor {
+            return; // a duplicate or a late answer
+        }
+        if let Some(last) = entries.last() {
+            transfer.after = Some(last.key.clone());
+        }
+        transfer.done = done;
+        self.replica.install_transferred(now, entries);
+        if done {
+            let members: Vec<NodeId> = self.membership.view().members.iter().copied().collect();
+            for to in members {
+                let msg = MembershipMessage::CaughtUp { epoch };
+                self.actions.push_back(Action::Send {
+                    to,
+                    msg: Message::Membership(msg),
+                });
+            }
+        } else {
+            self.request_chunk(now, false);
+        }
+    }
+}
