@@ -57,7 +57,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record, String> {
     version.copy_from_slice(&header[2..10]);
     let mut node = [0u8; 4];
     node.copy_from_slice(&header[10..14]);
-    let ts = Ts::new(u64::from_be_bytes(version), NodeId(u32::from_be_bytes(node)));
+    let ts = Ts::new(
+        u64::from_be_bytes(version),
+        NodeId(u32::from_be_bytes(node)),
+    );
     let value = match header[1] {
         KIND_VALUE => Some(Bytes::copy_from_slice(value)),
         KIND_TOMBSTONE if value.is_empty() => None,

@@ -8,8 +8,7 @@ use bytes::Bytes;
 use hermes_core::{Key, Record};
 use redb::{
     Database, Durability as RedbDurability, MultimapTableHandle, ReadableDatabase, ReadableTable,
-    StorageBackend,
-    TableDefinition, TableHandle,
+    StorageBackend, TableDefinition, TableHandle,
 };
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
@@ -83,14 +82,21 @@ pub struct RedbStore {
 }
 
 impl RedbStore {
-    /// Opens the store at `path`, creating the file (not its directory) if it does not exist or
-    /// is empty, with [`RedbOptions::default`].
+    /// Opens the store at `path`, creating it if the file does not exist or is empty, with
+    /// [`RedbOptions::default`]. See [`RedbStore::open_with`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         Self::open_with(path, RedbOptions::default())
     }
 
-    /// Opens the store at `path` with `options`, creating the file (not its directory) if it does
-    /// not exist or is empty.
+    /// Opens the store at `path` with `options`, creating it if the file does not exist or is
+    /// empty. The directory must exist.
+    ///
+    /// A new store is created atomically: it is built and made durable in `<path>.creating`,
+    /// then renamed to `path` (and the directory fsynced), so a crash while creating leaves no
+    /// half-made file at `path`; a leftover `.creating` file is replaced by the next open.
+    ///
+    /// One process at a time may open a path: a second open fails with
+    /// [`StoreError::Backend`] while the first holds the file's lock.
     pub fn open_with(path: impl AsRef<Path>, options: RedbOptions) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if path.is_dir() {
@@ -99,9 +105,17 @@ impl RedbStore {
                 "is a directory; the data path must name a file",
             ));
         }
+        let exists = match std::fs::metadata(&path) {
+            Ok(meta) => meta.len() > 0,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => false,
+            Err(err) => return Err(StoreError::io(&path, err)),
+        };
+        if !exists {
+            create_atomically(&path, &options)?;
+        }
         let db = redb::Builder::new()
             .set_cache_size(options.cache_size_bytes)
-            .create(&path)
+            .open(&path)
             .map_err(|err| engine_error(&path, err))?;
         Self::init(db, path, options)
     }
@@ -179,14 +193,12 @@ impl RedbStore {
                 .map(|v| v.value());
             match format {
                 Some(STORE_FORMAT) => {}
-                Some(other) => {
-                    return Err(StoreError::corrupt(
-                        &path,
-                        format!(
-                            "store format version {other}, but this build reads version {STORE_FORMAT}"
-                        ),
-                    ))
-                }
+                Some(other) => return Err(StoreError::corrupt(
+                    &path,
+                    format!(
+                        "store format version {other}, but this build reads version {STORE_FORMAT}"
+                    ),
+                )),
                 None => return Err(StoreError::corrupt(&path, "no store format version")),
             }
             read.open_table(RECORDS).map_err(|e| err(e.into()))?;
@@ -289,7 +301,10 @@ impl Store for RedbStore {
             .map_err(|e| self.err(e))?
         {
             let (key, value) = entry.map_err(|e| self.err(e))?;
-            out.push((Bytes::copy_from_slice(key.value()), self.decode(value.value())?));
+            out.push((
+                Bytes::copy_from_slice(key.value()),
+                self.decode(value.value())?,
+            ));
             if out.len() == limit {
                 break;
             }
@@ -307,6 +322,40 @@ impl Store for RedbStore {
         let value = table.get(name).map_err(|e| self.err(e))?;
         Ok(value.map(|v| v.value().to_vec()))
     }
+}
+
+/// Builds a new, empty store in `<path>.creating`, makes it durable and renames it to `path`.
+fn create_atomically(path: &Path, options: &RedbOptions) -> Result<(), StoreError> {
+    let Some(name) = path.file_name() else {
+        return Err(StoreError::corrupt(
+            path,
+            "the data path does not name a file",
+        ));
+    };
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(".creating");
+    let tmp = path.with_file_name(tmp_name);
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(StoreError::io(&tmp, err)),
+    }
+    let db = redb::Builder::new()
+        .set_cache_size(options.cache_size_bytes)
+        .create(&tmp)
+        .map_err(|err| engine_error(&tmp, err))?;
+    // `init` makes the empty store a hermes store with one durable commit.
+    let store = RedbStore::init(db, tmp.clone(), options.clone())?;
+    store.db.close().map_err(|err| engine_error(&tmp, err))?;
+    std::fs::rename(&tmp, path).map_err(|err| StoreError::io(path, err))?;
+    // Make the rename itself durable.
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|err| StoreError::io(dir, err))
 }
 
 /// Sorts an error of redb into the variants of [`StoreError`], naming the path.

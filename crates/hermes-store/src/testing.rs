@@ -213,14 +213,19 @@ pub fn empty_batch_changes_nothing<S: Store>(make: &mut dyn FnMut() -> S) {
         .apply(&[(key(b"k"), rec(2, 1, Some(b"v")))])
         .expect("apply failed");
     store.apply(&[]).expect("an empty apply failed");
-    assert_store_equals(&store, &BTreeMap::from([(key(b"k"), rec(2, 1, Some(b"v")))]));
+    assert_store_equals(
+        &store,
+        &BTreeMap::from([(key(b"k"), rec(2, 1, Some(b"v")))]),
+    );
 }
 
 /// Scans return records in byte order of the keys, at most `limit` at a time, and resume after
 /// the last key returned; `limit == 0` returns nothing.
 pub fn scan_is_ordered_limited_and_resumable<S: Store>(make: &mut dyn FnMut() -> S) {
     let mut store = make();
-    let keys: [&[u8]; 9] = [b"b", b"ab", b"a", b"\xff", b"\x00", b"a\x00", b"ba", b"B", b"aa"];
+    let keys: [&[u8]; 9] = [
+        b"b", b"ab", b"a", b"\xff", b"\x00", b"a\x00", b"ba", b"B", b"aa",
+    ];
     let batch: Vec<(Key, Record)> = keys
         .iter()
         .enumerate()
@@ -287,7 +292,9 @@ pub fn scan_respects_bounds<S: Store>(make: &mut dyn FnMut() -> S) {
 /// Metadata reads back, is replaced whole, and is separate from the records.
 pub fn meta_roundtrips<S: Store>(make: &mut dyn FnMut() -> S) {
     let mut store = make();
-    store.save_meta("view", b"epoch 1").expect("save_meta failed");
+    store
+        .save_meta("view", b"epoch 1")
+        .expect("save_meta failed");
     store
         .save_meta("acceptor", b"")
         .expect("save_meta of empty bytes failed");
@@ -320,7 +327,10 @@ pub fn sync_is_idempotent<S: Store>(make: &mut dyn FnMut() -> S) {
         .expect("apply failed");
     store.sync().expect("sync failed");
     store.sync().expect("a second sync failed");
-    assert_store_equals(&store, &BTreeMap::from([(key(b"k"), rec(2, 1, Some(b"v")))]));
+    assert_store_equals(
+        &store,
+        &BTreeMap::from([(key(b"k"), rec(2, 1, Some(b"v")))]),
+    );
 }
 
 /// Many seeded random batches (overwrites, tombstones, duplicate keys, syncs in between) leave
@@ -382,7 +392,9 @@ pub fn meta_survives_reopen<S: Store>(
 ) {
     {
         let mut store = open(path).expect("open of a new store failed");
-        store.save_meta("view", b"epoch 7").expect("save_meta failed");
+        store
+            .save_meta("view", b"epoch 7")
+            .expect("save_meta failed");
         store
             .save_meta("acceptor", b"promised 8")
             .expect("save_meta failed");

@@ -3,7 +3,7 @@
 use crate::{Store, StoreError};
 use hermes_core::{Key, Record};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -258,10 +258,8 @@ impl<S: Store, T> Worker<S, T> {
                     Msg::Flush(done) => flushes.push(done),
                 }
                 if records.len() < self.group_records_max {
-                    next = match self.rx.try_recv() {
-                        Ok(msg) => Some(msg),
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                    };
+                    // Empty or disconnected: the group is complete.
+                    next = self.rx.try_recv().ok();
                 }
             }
             let result = self.write_group(&records);

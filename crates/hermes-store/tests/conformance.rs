@@ -50,5 +50,7 @@ fn redb_store_with_quick_repair_passes_the_reopen_suite() {
         quick_repair: true,
         ..small_cache()
     };
-    testing::run_reopen_suite(dir.path(), |path| RedbStore::open_with(path, options.clone()));
+    testing::run_reopen_suite(dir.path(), |path| {
+        RedbStore::open_with(path, options.clone())
+    });
 }

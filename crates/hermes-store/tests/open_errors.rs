@@ -127,3 +127,27 @@ fn a_store_open_twice_is_refused_with_the_path() {
     let text = err.to_string();
     assert!(text.contains(&path.display().to_string()) && !text.contains('\n'));
 }
+
+#[test]
+fn a_new_store_is_created_aside_and_renamed_into_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n1.redb");
+    let leftover = dir.path().join("n1.redb.creating");
+    // What a crash while creating the store would leave behind.
+    std::fs::write(&leftover, b"half-made").unwrap();
+    let mut store = RedbStore::open(&path).unwrap();
+    assert!(
+        !leftover.exists(),
+        "the leftover is replaced, then renamed away"
+    );
+    store
+        .apply(&[("k".into(), hermes_store::testing::rec(2, 1, Some(b"v")))])
+        .unwrap();
+    store.close().unwrap();
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec!["n1.redb".to_string()]);
+    assert_eq!(RedbStore::open(&path).unwrap().load_all().unwrap().len(), 1);
+}

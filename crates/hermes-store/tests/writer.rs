@@ -2,7 +2,9 @@
 
 use hermes_core::{Key, Record};
 use hermes_store::testing::{key, rec};
-use hermes_store::{AsyncWriter, MemStore, RedbStore, Store, StoreError, WriterConfig, WriterEvent};
+use hermes_store::{
+    AsyncWriter, MemStore, RedbStore, Store, StoreError, WriterConfig, WriterEvent,
+};
 use std::ops::Bound;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -97,7 +99,10 @@ impl Store for Probe {
 }
 
 fn one(i: u64) -> Vec<(Key, Record)> {
-    vec![(key(format!("k{i:05}").as_bytes()), rec(2 * i + 2, 1, Some(&i.to_be_bytes())))]
+    vec![(
+        key(format!("k{i:05}").as_bytes()),
+        rec(2 * i + 2, 1, Some(&i.to_be_bytes())),
+    )]
 }
 
 fn collect_events<T: Send + 'static>() -> (
@@ -166,7 +171,11 @@ fn queued_batches_are_coalesced_into_one_apply_and_sync() {
     writer.flush().unwrap();
     {
         let seen = seen.lock().unwrap();
-        assert_eq!(seen.applies, vec![1, 100], "the queued batches form one group");
+        assert_eq!(
+            seen.applies,
+            vec![1, 100],
+            "the queued batches form one group"
+        );
         assert_eq!(seen.syncs, 2);
     }
     let events: Vec<_> = events.try_iter().collect();
@@ -237,7 +246,11 @@ fn the_first_store_error_stops_the_writer_and_is_reported_everywhere() {
     let events: Vec<_> = events.try_iter().collect();
     assert!(matches!(&events[0], WriterEvent::Durable(t) if t == &vec![1]));
     assert!(matches!(&events[1], WriterEvent::Failed(e) if e.to_string().contains("disk on fire")));
-    assert_eq!(events.len(), 2, "the failed batch is never reported durable");
+    assert_eq!(
+        events.len(),
+        2,
+        "the failed batch is never reported durable"
+    );
     for result in [
         writer.submit(one(3), 3),
         writer.try_submit(one(4), 4),
@@ -251,7 +264,11 @@ fn the_first_store_error_stops_the_writer_and_is_reported_everywhere() {
         panic!("shutdown after a failure must fail")
     };
     assert!(err.to_string().contains("disk on fire"), "{err}");
-    assert_eq!(seen.lock().unwrap().store.len(), 1, "nothing after the failure");
+    assert_eq!(
+        seen.lock().unwrap().store.len(),
+        1,
+        "nothing after the failure"
+    );
 }
 
 #[test]
@@ -288,7 +305,8 @@ fn a_panicking_store_is_reported_as_a_failure() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let mut probe = Probe::new(&seen);
     probe.panic_on_apply = Some(1);
-    let writer = AsyncWriter::spawn(probe, WriterConfig::default(), |_: WriterEvent<()>| {}).unwrap();
+    let writer =
+        AsyncWriter::spawn(probe, WriterConfig::default(), |_: WriterEvent<()>| {}).unwrap();
     writer.submit(one(1), ()).unwrap();
     let err = writer.flush().unwrap_err();
     assert!(matches!(err, StoreError::Thread { .. }), "{err:?}");
@@ -300,9 +318,12 @@ fn a_panicking_store_is_reported_as_a_failure() {
 fn drop_writes_everything_queued() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     {
-        let writer =
-            AsyncWriter::spawn(Probe::new(&seen), WriterConfig::default(), |_: WriterEvent<()>| {})
-                .unwrap();
+        let writer = AsyncWriter::spawn(
+            Probe::new(&seen),
+            WriterConfig::default(),
+            |_: WriterEvent<()>| {},
+        )
+        .unwrap();
         for i in 0..50 {
             writer.submit(one(i), ()).unwrap();
         }
@@ -317,7 +338,8 @@ fn writes_through_to_a_redb_store_and_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("n1.redb");
     let store = RedbStore::open(&path).unwrap();
-    let writer = AsyncWriter::spawn(store, WriterConfig::default(), |_: WriterEvent<()>| {}).unwrap();
+    let writer =
+        AsyncWriter::spawn(store, WriterConfig::default(), |_: WriterEvent<()>| {}).unwrap();
     for i in 0..200 {
         writer.try_submit(one(i), ()).unwrap();
     }
