@@ -69,7 +69,9 @@ impl Default for RedbOptions {
 ///
 /// Opening a file that is not a hermes store (random bytes, another format, a redb database of
 /// another program, a newer store format) fails with [`StoreError::Corrupt`], whose one-line
-/// message names the path. Any later error is fatal to the caller (see [`Store`]).
+/// message names the path. Any later error is fatal to the caller (see [`Store`]); the store
+/// itself also refuses every write after its first failed one, returning that first error again,
+/// so a `sync` after a failed `apply` can never report success.
 #[derive(Debug)]
 pub struct RedbStore {
     db: Database,
@@ -77,6 +79,9 @@ pub struct RedbStore {
     options: RedbOptions,
     /// Whether a non-durable commit happened since the last durable one.
     dirty: bool,
+    /// The first error of a write, returned by every later write: a store that failed once is
+    /// never written to again (fail-stop), so a `sync` after a failed `apply` cannot succeed.
+    failed: Option<StoreError>,
     /// Reused buffer for encoding records.
     scratch: Vec<u8>,
 }
@@ -193,12 +198,14 @@ impl RedbStore {
                 .map(|v| v.value());
             match format {
                 Some(STORE_FORMAT) => {}
-                Some(other) => return Err(StoreError::corrupt(
-                    &path,
-                    format!(
+                Some(other) => {
+                    return Err(StoreError::corrupt(
+                        &path,
+                        format!(
                         "store format version {other}, but this build reads version {STORE_FORMAT}"
                     ),
-                )),
+                    ))
+                }
                 None => return Err(StoreError::corrupt(&path, "no store format version")),
             }
             read.open_table(RECORDS).map_err(|e| err(e.into()))?;
@@ -209,6 +216,7 @@ impl RedbStore {
             path,
             options,
             dirty: false,
+            failed: None,
             scratch: Vec::new(),
         })
     }
@@ -229,6 +237,43 @@ impl RedbStore {
         txn.commit().map_err(|e| self.err(e))?;
         self.dirty = false;
         Ok(())
+    }
+
+    /// One write transaction with `Durability::None` for the whole batch.
+    fn apply_inner(&mut self, batch: &[(Key, Record)]) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let path = &self.path;
+        let mut txn = self.db.begin_write().map_err(|e| engine_error(path, e))?;
+        txn.set_durability(RedbDurability::None)
+            .map_err(|e| engine_error(path, e))?;
+        {
+            let mut table = txn.open_table(RECORDS).map_err(|e| engine_error(path, e))?;
+            for (key, record) in batch {
+                codec::encode(record, &mut self.scratch);
+                table
+                    .insert(key.as_ref(), self.scratch.as_slice())
+                    .map_err(|e| engine_error(path, e))?;
+            }
+        }
+        txn.commit().map_err(|e| engine_error(path, e))?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn check_failed(&self) -> Result<(), StoreError> {
+        match &self.failed {
+            Some(err) => Err(err.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn remember(&mut self, result: Result<(), StoreError>) -> Result<(), StoreError> {
+        if let Err(err) = &result {
+            self.failed.get_or_insert_with(|| err.clone());
+        }
+        result
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Record, StoreError> {
@@ -256,32 +301,18 @@ impl Store for RedbStore {
     }
 
     fn apply(&mut self, batch: &[(Key, Record)]) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let path = &self.path;
-        let mut txn = self.db.begin_write().map_err(|e| engine_error(path, e))?;
-        txn.set_durability(RedbDurability::None)
-            .map_err(|e| engine_error(path, e))?;
-        {
-            let mut table = txn.open_table(RECORDS).map_err(|e| engine_error(path, e))?;
-            for (key, record) in batch {
-                codec::encode(record, &mut self.scratch);
-                table
-                    .insert(key.as_ref(), self.scratch.as_slice())
-                    .map_err(|e| engine_error(path, e))?;
-            }
-        }
-        txn.commit().map_err(|e| engine_error(path, e))?;
-        self.dirty = true;
-        Ok(())
+        self.check_failed()?;
+        let result = self.apply_inner(batch);
+        self.remember(result)
     }
 
     fn sync(&mut self) -> Result<(), StoreError> {
-        if self.dirty {
-            self.durable_commit(None)?;
+        self.check_failed()?;
+        if !self.dirty {
+            return Ok(());
         }
-        Ok(())
+        let result = self.durable_commit(None);
+        self.remember(result)
     }
 
     fn scan(
@@ -313,7 +344,9 @@ impl Store for RedbStore {
     }
 
     fn save_meta(&mut self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.durable_commit(Some((name, bytes)))
+        self.check_failed()?;
+        let result = self.durable_commit(Some((name, bytes)));
+        self.remember(result)
     }
 
     fn load_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -401,3 +401,27 @@ fn a_store_recovered_after_a_crash_keeps_working() {
     let store = RedbStore::open_backend(disk, "recovered again", options()).unwrap();
     hermes_store::testing::assert_store_equals(&store, &expected);
 }
+
+#[test]
+fn after_a_failed_write_every_later_write_fails_with_the_same_error() {
+    let start = new_store_image();
+    let probe = CrashBackend::dying_at(&start, None);
+    let opened = RedbStore::open_backend(probe.clone(), "probe", options()).unwrap();
+    let ops_to_open = probe.ops();
+    drop(opened);
+    // Dies at the first operation after opening: the first durable commit.
+    let backend = CrashBackend::dying_at(&start, Some(ops_to_open + 1));
+    let mut store = RedbStore::open_backend(backend.clone(), "dying", options()).unwrap();
+    let batch = random_batch(&mut SplitMix64(5), 0, 10, 10);
+    // A non-durable commit does no I/O, so the failure shows at the sync.
+    let _ = store.apply(&batch);
+    let first = store.sync().expect_err("the device is dead");
+    assert!(first.to_string().contains("simulated crash"), "{first}");
+    for later in [
+        store.apply(&batch),
+        store.sync(),
+        store.save_meta("m", b"x"),
+    ] {
+        assert_eq!(later.unwrap_err().to_string(), first.to_string());
+    }
+}
