@@ -5,9 +5,9 @@
 //!   `MemStore`).
 //! - `store_apply_sync`: `apply` then `sync` per batch (what `sync` mode pays per group).
 //! - `store_sync`: the cost of one `sync` after a one-record `apply`.
-//! - `async_writer_16_clients`: 16 threads submit one-record batches to an `AsyncWriter` (blocking
-//!   when its queue is full), then flush: the records per second the background writer sustains
-//!   with group commit, over a `MemStore` and over a `RedbStore`.
+//! - `async_writer`: one thread (as a node's driver) submits 20,000 one-record batches to an
+//!   `AsyncWriter` (blocking while its queue is full), then flushes: the records per second the
+//!   background writer sustains with group commit, over a `MemStore` and over a `RedbStore`.
 //!
 //! Throughput is reported in records per second. Set `HERMES_BENCH_DIR` to put the redb files on
 //! another file system (default: the system temp directory).
@@ -18,7 +18,6 @@ use hermes_core::{Key, NodeId, Record, Ts};
 use hermes_store::{AsyncWriter, MemStore, RedbStore, Store, WriterConfig, WriterEvent};
 use std::hint::black_box;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const VALUE_BYTES: usize = 256;
@@ -133,58 +132,44 @@ fn store_sync(c: &mut Criterion) {
     group.finish();
 }
 
-/// 16 threads each submit `per_client` one-record batches; returns the elapsed time until all
-/// of them are durable.
-fn run_clients<S: Store + 'static>(writer: &Arc<AsyncWriter<S>>, per_client: usize) -> Duration {
-    const CLIENTS: usize = 16;
-    let value = Bytes::from(vec![0x5a; VALUE_BYTES]);
+/// One thread (as a node's driver) submits `records` one-record batches, blocking while the
+/// queue is full; returns the time until all of them are durable.
+fn run_driver<S: Store + 'static>(writer: &AsyncWriter<S>, records: &[(Key, Record)]) -> Duration {
     let start = Instant::now();
-    std::thread::scope(|scope| {
-        for client in 0..CLIENTS {
-            let writer = Arc::clone(writer);
-            let value = value.clone();
-            scope.spawn(move || {
-                for i in 0..per_client {
-                    let n = (client * per_client + i) as u64;
-                    let key = Bytes::from(format!("key-{:08}", (n * 7919) % KEY_SPACE));
-                    let record = Record {
-                        ts: Ts::new(2 * n + 2, NodeId(1)),
-                        value: Some(value.clone()),
-                    };
-                    writer
-                        .submit(vec![(key, record)], ())
-                        .expect("submit failed");
-                }
-            });
-        }
-    });
+    for record in records {
+        writer
+            .submit(vec![record.clone()], ())
+            .expect("submit failed");
+    }
     writer.flush().expect("flush failed");
     start.elapsed()
 }
 
-fn async_writer_16_clients(c: &mut Criterion) {
-    const PER_CLIENT: usize = 1000;
+fn async_writer(c: &mut Criterion) {
+    const RECORDS: usize = 20_000;
     let dir = bench_dir();
-    let mut group = c.benchmark_group("async_writer_16_clients");
+    let records: Vec<(Key, Record)> = batches(1)
+        .into_iter()
+        .flatten()
+        .cycle()
+        .take(RECORDS)
+        .collect();
+    let mut group = c.benchmark_group("async_writer");
     group
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3))
         .sample_size(10)
-        .throughput(Throughput::Elements(16 * PER_CLIENT as u64));
+        .throughput(Throughput::Elements(RECORDS as u64));
     let ignore = |_: WriterEvent<()>| {};
-    let mem = Arc::new(
-        AsyncWriter::spawn(MemStore::new(), WriterConfig::default(), ignore)
-            .expect("cannot start the writer"),
-    );
+    let mem = AsyncWriter::spawn(MemStore::new(), WriterConfig::default(), ignore)
+        .expect("cannot start the writer");
     group.bench_function("mem", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| run_clients(&mem, PER_CLIENT)).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| run_driver(&mem, &records)).sum())
     });
-    let redb = Arc::new(
-        AsyncWriter::spawn(redb(&dir, "writer.redb"), WriterConfig::default(), ignore)
-            .expect("cannot start the writer"),
-    );
+    let redb = AsyncWriter::spawn(redb(&dir, "writer.redb"), WriterConfig::default(), ignore)
+        .expect("cannot start the writer");
     group.bench_function("redb", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| run_clients(&redb, PER_CLIENT)).sum())
+        b.iter_custom(|iters| (0..iters).map(|_| run_driver(&redb, &records)).sum())
     });
     group.finish();
 }
@@ -194,6 +179,6 @@ criterion_group!(
     store_apply,
     store_apply_sync,
     store_sync,
-    async_writer_16_clients
+    async_writer
 );
 criterion_main!(benches);

@@ -10,7 +10,7 @@ use std::str::FromStr;
 /// |---|---|---|
 /// | `memory` | nothing (records live in the replica only) | a crash of fewer than all replicas loses nothing: a restarted node rejoins empty and copies the state from a live replica |
 /// | `async` | hands every committed record to an [`AsyncWriter`](crate::AsyncWriter), which writes in the background in groups (one transaction and one `sync` per group); requests never wait for the disk | as `memory`; in addition a restarted node comes back with everything it had written (fast rejoin), and a whole-cluster power loss loses at most the records still queued in the writers |
-/// | `sync` | a follower ACKs an INV, and a coordinator reports a write done, only after the record is durable (the core emits `Persist` actions and waits for `handle_persisted`; it never blocks) | a whole-cluster power loss loses no acknowledged write |
+/// | `sync` | a follower ACKs an INV, and a coordinator reports a write done, only after the record is durable: the core emits `Persist` actions and waits for `handle_persisted` (it never blocks); the node hands each `Persist` to an [`AsyncWriter`](crate::AsyncWriter) with its token and reports it persisted when the writer says it is durable, so concurrent writes share one fsync | a whole-cluster power loss loses no acknowledged write |
 ///
 /// In every mode a restarted node still rejoins through membership and catches up before it
 /// serves; persistence shortens that catch-up and, in `sync` mode, protects against losing every

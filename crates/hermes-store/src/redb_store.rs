@@ -250,7 +250,13 @@ impl RedbStore {
             .map_err(|e| engine_error(path, e))?;
         {
             let mut table = txn.open_table(RECORDS).map_err(|e| engine_error(path, e))?;
-            for (key, record) in batch {
+            // Inserting in key order touches each B-tree page once, in order. The sort is stable,
+            // so a key that appears more than once still ends with its last record.
+            let mut sorted: Vec<&(Key, Record)> = batch.iter().collect();
+            if sorted.len() > 1 {
+                sorted.sort_by(|a, b| a.0.cmp(&b.0));
+            }
+            for (key, record) in sorted {
                 codec::encode(record, &mut self.scratch);
                 table
                     .insert(key.as_ref(), self.scratch.as_slice())

@@ -12,18 +12,20 @@ use std::thread::JoinHandle;
 pub struct WriterConfig {
     /// The most submitted batches that may wait in the queue. When it is full,
     /// [`AsyncWriter::try_submit`] fails with [`StoreError::Overloaded`] and
-    /// [`AsyncWriter::submit`] blocks. Default 1024; at least 1 is used.
+    /// [`AsyncWriter::submit`] blocks. It also bounds how much one group can take while the
+    /// previous group syncs, so a larger queue means larger groups and fewer fsyncs per record.
+    /// Default 8192; at least 1 is used.
     pub queue_batches_max: usize,
     /// The writer stops taking queued batches into one group once it holds this many records (a
-    /// single larger batch is still written whole). Default 4096.
+    /// single larger batch is still written whole). Default 16384.
     pub group_records_max: usize,
 }
 
 impl Default for WriterConfig {
     fn default() -> Self {
         WriterConfig {
-            queue_batches_max: 1024,
-            group_records_max: 4096,
+            queue_batches_max: 8192,
+            group_records_max: 16384,
         }
     }
 }
