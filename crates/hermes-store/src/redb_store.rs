@@ -62,6 +62,10 @@ impl Default for RedbOptions {
 /// `sync`. After a crash redb rolls back to the last durable commit; since commits are ordered
 /// and each is atomic, what survives is a prefix of the applied batches.
 ///
+/// Call `sync` regularly even when durability is not needed (the [`AsyncWriter`](crate::AsyncWriter)
+/// syncs after every group): until the next durable commit redb keeps the bookkeeping of the
+/// non-durable ones in memory and cannot reuse the pages the last durable commit still names.
+///
 /// [`Store::save_meta`] commits with `Durability::Immediate`, so it is durable on return and makes
 /// earlier batches durable too.
 ///
