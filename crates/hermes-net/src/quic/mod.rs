@@ -82,6 +82,10 @@ pub(crate) mod close {
     pub(crate) const STREAM_FAILED: VarInt = VarInt::from_u32(4);
 }
 
+/// What [`QuicTransport::bind_with_clients`] returns: the transport, its peer inbox, and the
+/// channel of client requests.
+pub type BoundWithClients<M, Req, Resp> = (QuicTransport<M>, Inbox<M>, Requests<Req, Resp>);
+
 /// Configuration of a [`QuicTransport`]. Durations are in milliseconds.
 #[derive(Debug, Clone)]
 pub struct QuicConfig {
@@ -266,7 +270,7 @@ impl<M: Wire> QuicTransport<M> {
     /// As [`QuicTransport::bind`].
     pub fn bind_with_clients<Req, Resp>(
         config: QuicConfig,
-    ) -> Result<(Self, Inbox<M>, Requests<Req, Resp>), NetError>
+    ) -> Result<BoundWithClients<M, Req, Resp>, NetError>
     where
         Req: DeserializeOwned + Send + 'static,
         Resp: Serialize + Send + 'static,
