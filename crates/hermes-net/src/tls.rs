@@ -92,7 +92,10 @@ pub(crate) fn transport_config(
         .map_err(|e| NetError::Config(format!("idle_timeout_ms: {e}")))?;
     transport
         .max_idle_timeout(Some(idle))
-        .keep_alive_interval(Some(Duration::from_millis(keep_alive_ms)));
+        .keep_alive_interval(Some(Duration::from_millis(keep_alive_ms)))
+        // A peer connection uses one unidirectional stream per direction and clients use
+        // bidirectional streams: do not let a remote side park data on many unread streams.
+        .max_concurrent_uni_streams(quinn::VarInt::from_u32(2));
     Ok(transport)
 }
 
