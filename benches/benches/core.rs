@@ -46,6 +46,7 @@ impl Trio {
             match action {
                 Action::Send { to, msg } => self.network.push_back((from, to, msg)),
                 Action::Reply { .. } => self.replies += 1,
+                _ => {}
             }
         }
     }

@@ -41,13 +41,13 @@ fn keeping_acks_across_epochs_is_caught() {
         config.nodes = 3;
         config.keys = 1;
         config.clients_per_node = 3;
-        config.removals = 1;
+        config.faults = 1;
+        config.partitions = false;
         config.crash_mid_broadcast = true;
         // Ties between equal versions go to the higher id: the crashing RMW must be the winner.
         config.first_victim = Some(3);
         // The view change must come before a replay resolves the race.
-        config.replica.message_loss_timeout_ms = 200;
-        config.view_change_delay_ms_max = 3;
+        config.replica.message_loss_timeout_ms = 5_000;
         config.mix = OpMix {
             read: 20,
             write: 0,

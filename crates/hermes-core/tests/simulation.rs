@@ -42,11 +42,11 @@ fn same_seed_same_run() {
 }
 
 #[test]
-fn five_node_cluster_with_heavy_loss_and_two_removals() {
+fn five_node_cluster_with_heavy_loss_and_many_faults() {
     for seed in 0..20 {
         let mut config = SimConfig::from_seed(seed);
         config.nodes = 5;
-        config.removals = 2;
+        config.faults = 4;
         config.loss = 0.2;
         config.duplicate = 0.1;
         config.partitions = true;

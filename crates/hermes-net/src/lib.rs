@@ -1,1 +1,62 @@
-//! placeholder
+//! Transports for Hermes: how replicas exchange protocol messages and how clients reach a node.
+//!
+//! - [`Transport`]: send a message to a peer without blocking (bounded per-peer queues, typed
+//!   [`NetError::QueueFull`]); receive [`PeerBatch`]es from an [`Inbox`]. Generic over the message
+//!   type — this crate knows nothing about the protocol.
+//! - [`MemTransport`] / [`MemNetwork`]: in-process, with the same queueing and batching
+//!   semantics, for tests and benches.
+//! - [`QuicTransport`]: QUIC (quinn) with mutual TLS (rustls, ring) from a cluster CA,
+//!   one long-lived connection per peer pair, batched length-prefixed postcard frames
+//!   ([`frame`]), reconnect with back-off, and the client protocol ([`Client`],
+//!   [`ClientRequest`]) on the same endpoint under its own ALPN.
+//! - [`certs`]: `hermes gen-certs` — a cluster CA and per-node / per-client certificates.
+//!
+//! ```
+//! use hermes_core::NodeId;
+//! use hermes_net::{MemConfig, MemNetwork, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), hermes_net::NetError> {
+//! let network = MemNetwork::<String>::new(MemConfig::default())?;
+//! let (a, _a_inbox) = network.endpoint(NodeId(1))?;
+//! let (_b, mut b_inbox) = network.endpoint(NodeId(2))?;
+//!
+//! a.send(NodeId(2), "INV".to_string())?;
+//! a.send(NodeId(2), "VAL".to_string())?;
+//!
+//! let mut received = Vec::new();
+//! while received.len() < 2 {
+//!     let batch = b_inbox.recv().await.expect("network alive");
+//!     assert_eq!(batch.from, NodeId(1));
+//!     received.extend(batch.messages);
+//! }
+//! assert_eq!(received, ["INV", "VAL"]);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Swapping in QUIC changes only construction: [`QuicTransport::bind`] returns a transport and
+//! an [`Inbox`] of the same types.
+#![warn(missing_docs)]
+
+pub mod certs;
+mod error;
+pub mod frame;
+mod mem;
+mod protocol;
+mod quic;
+mod stats;
+pub mod tls;
+mod transport;
+
+pub use certs::{gen_certs, Identity, TlsConfig};
+pub use error::{FrameError, NetError, RefuseReason, ServerError};
+pub use mem::{MemConfig, MemNetwork, MemTransport};
+pub use protocol::{Request, Response};
+pub use quic::{
+    BoundWithClients, Client, ClientOptions, ClientRequest, QuicConfig, QuicTransport, Requests,
+    Responder, Wire,
+};
+pub use stats::NetStats;
+pub use tls::{CLIENT_ALPN, PEER_ALPN};
+pub use transport::{Inbox, PeerBatch, Transport};

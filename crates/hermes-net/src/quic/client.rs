@@ -1,0 +1,375 @@
+//! The client side of the client protocol: one connection, one stream, pipelined calls.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use hermes_core::NodeId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+
+use super::socket;
+use super::tasks::Tasks;
+use crate::certs::node_dns_name;
+use crate::frame::{self, BatchEncoder, Push, ReadFrameError};
+use crate::protocol::{Request, Response};
+use crate::tls::{self, CLIENT_ALPN};
+use crate::{NetError, TlsConfig};
+
+/// Options of a [`Client`]. Durations are in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// Maximum frame body, in bytes (must match the server's to send large requests).
+    pub frame_bytes_max: usize,
+    /// Most requests per frame.
+    pub batch_messages_max: usize,
+    /// Requests queued for writing before [`Client::call`] waits.
+    pub queue_len_max: usize,
+    /// Interval of QUIC keep-alives; below `idle_timeout_ms`.
+    pub keep_alive_ms: u64,
+    /// A connection with no packets for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Time allowed for connecting.
+    pub connect_timeout_ms: u64,
+    /// UDP socket buffer to ask for (0: system default).
+    pub socket_buffer_bytes: usize,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            frame_bytes_max: 1 << 20,
+            batch_messages_max: 128,
+            queue_len_max: 1024,
+            keep_alive_ms: 1_000,
+            idle_timeout_ms: 10_000,
+            connect_timeout_ms: 3_000,
+            socket_buffer_bytes: 1 << 20,
+        }
+    }
+}
+
+type Waiter<Resp> = oneshot::Sender<Result<Resp, NetError>>;
+
+/// Outstanding calls, and the error that ended the connection once it has ended.
+struct Pending<Resp> {
+    waiters: HashMap<u64, Waiter<Resp>>,
+    closed: Option<NetError>,
+}
+
+struct PendingMap<Resp>(Mutex<Pending<Resp>>);
+
+impl<Resp> PendingMap<Resp> {
+    fn lock(&self) -> MutexGuard<'_, Pending<Resp>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn complete(&self, id: u64, result: Result<Resp, NetError>) {
+        if let Some(waiter) = self.lock().waiters.remove(&id) {
+            let _ = waiter.send(result);
+        }
+    }
+
+    /// Fails every outstanding call and every later one with `err` (the first error wins).
+    fn close(&self, err: NetError) {
+        let mut pending = self.lock();
+        let err = pending.closed.get_or_insert(err).clone();
+        for (_, waiter) in pending.waiters.drain() {
+            let _ = waiter.send(Err(err.clone()));
+        }
+    }
+}
+
+/// Removes a call's waiter if the call is abandoned.
+struct CallGuard<'a, Resp> {
+    pending: &'a PendingMap<Resp>,
+    id: u64,
+}
+
+impl<Resp> Drop for CallGuard<'_, Resp> {
+    fn drop(&mut self) {
+        self.pending.lock().waiters.remove(&self.id);
+    }
+}
+
+/// A client of the request/response protocol: one QUIC connection (ALPN [`CLIENT_ALPN`]) to one
+/// node, mutual TLS with a certificate from the cluster CA.
+///
+/// [`Client::call`] takes `&self`: concurrent calls are pipelined over one stream and batched
+/// into shared frames; responses may come back in any order.
+pub struct Client<Req, Resp> {
+    conn: quinn::Connection,
+    endpoint: quinn::Endpoint,
+    requests: mpsc::Sender<Request<Req>>,
+    pending: Arc<PendingMap<Resp>>,
+    next_id: AtomicU64,
+    tasks: Tasks,
+    _types: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req, Resp> Client<Req, Resp>
+where
+    Req: Serialize + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    /// Connects to the node `server` at `addr` with default options.
+    ///
+    /// # Errors
+    /// As [`Client::connect_with`].
+    pub async fn connect(
+        addr: SocketAddr,
+        server: NodeId,
+        tls: &TlsConfig,
+    ) -> Result<Self, NetError> {
+        Self::connect_with(addr, server, tls, ClientOptions::default()).await
+    }
+
+    /// Connects to the node `server` at `addr`, which must present a certificate from the
+    /// cluster CA naming `server`.
+    ///
+    /// A server that refuses this client's certificate may only be noticed at the first call,
+    /// which then fails with [`NetError::ConnectionLost`].
+    ///
+    /// # Errors
+    /// [`NetError::Connect`] if the connection cannot be established, [`NetError::Tls`] or
+    /// [`NetError::Config`] for unusable settings, [`NetError::Io`] if no socket can be bound.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        server: NodeId,
+        tls: &TlsConfig,
+        options: ClientOptions,
+    ) -> Result<Self, NetError> {
+        if options.queue_len_max == 0 || options.batch_messages_max == 0 {
+            return Err(NetError::Config(
+                "queue_len_max and batch_messages_max must be at least 1".into(),
+            ));
+        }
+        if options.frame_bytes_max < frame::FRAME_BYTES_MIN {
+            return Err(NetError::Config("frame_bytes_max is too small".into()));
+        }
+        let runtime = Handle::try_current()
+            .map_err(|_| NetError::Config("Client::connect needs a Tokio runtime".into()))?;
+        let transport = tls::transport_config(options.keep_alive_ms, options.idle_timeout_ms)?;
+        let config = tls::quinn_client_config_with(tls, CLIENT_ALPN, Arc::new(transport))?;
+        let local: SocketAddr = if addr.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let endpoint = socket::endpoint(local, options.socket_buffer_bytes, None)?;
+        let connect_err = |reason: String| NetError::Connect {
+            remote: addr,
+            reason,
+        };
+        let connecting = endpoint
+            .connect_with(config, addr, &node_dns_name(server))
+            .map_err(|e| connect_err(e.to_string()))?;
+        let timeout = Duration::from_millis(options.connect_timeout_ms);
+        let conn = match tokio::time::timeout(timeout, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(connect_err(e.to_string())),
+            Err(_) => return Err(connect_err("timed out".into())),
+        };
+        let (send, recv) = conn
+            .open_bi()
+            .await
+            .map_err(|e| connect_err(e.to_string()))?;
+        let (requests, queue) = mpsc::channel(options.queue_len_max);
+        let pending = Arc::new(PendingMap(Mutex::new(Pending {
+            waiters: HashMap::new(),
+            closed: None,
+        })));
+        let tasks = Tasks::new(runtime);
+        tasks.spawn(write_requests(
+            conn.clone(),
+            send,
+            queue,
+            Arc::clone(&pending),
+            options,
+        ));
+        tasks.spawn(read_responses(
+            conn.clone(),
+            recv,
+            Arc::clone(&pending),
+            options.frame_bytes_max,
+        ));
+        Ok(Client {
+            conn,
+            endpoint,
+            requests,
+            pending,
+            next_id: AtomicU64::new(1),
+            tasks,
+            _types: PhantomData,
+        })
+    }
+
+    /// Sends `request` and waits for its response.
+    ///
+    /// Cancel-safe: dropping the future abandons the call (a late response is discarded).
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] if the server refused the request (overloaded, dropped);
+    /// [`NetError::MessageTooLarge`] if the request exceeds the frame size;
+    /// [`NetError::ConnectionLost`], [`NetError::Frame`] or [`NetError::Closed`] if the
+    /// connection ended — the request may or may not have been executed.
+    pub async fn call(&self, request: Req) -> Result<Resp, NetError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.pending.lock();
+            if let Some(err) = &pending.closed {
+                return Err(err.clone());
+            }
+            pending.waiters.insert(id, tx);
+        }
+        let _guard = CallGuard {
+            pending: &self.pending,
+            id,
+        };
+        if self
+            .requests
+            .send(Request { id, body: request })
+            .await
+            .is_err()
+        {
+            return Err(self.closed_error());
+        }
+        match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.closed_error()),
+        }
+    }
+}
+
+impl<Req, Resp> Client<Req, Resp> {
+    fn closed_error(&self) -> NetError {
+        self.pending
+            .lock()
+            .closed
+            .clone()
+            .unwrap_or(NetError::Closed)
+    }
+
+    /// The server's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.conn.remote_address()
+    }
+
+    /// Closes the connection; outstanding and later calls fail with [`NetError::Closed`].
+    pub fn close(&self) {
+        self.pending.close(NetError::Closed);
+        self.conn.close(super::close::SHUTDOWN, b"client closed");
+        self.endpoint
+            .close(super::close::SHUTDOWN, b"client closed");
+    }
+}
+
+impl<Req, Resp> Drop for Client<Req, Resp> {
+    fn drop(&mut self) {
+        self.close();
+        drop(self.tasks.take());
+    }
+}
+
+fn lost(conn: &quinn::Connection, reason: impl ToString) -> NetError {
+    NetError::ConnectionLost {
+        remote: conn.remote_address(),
+        reason: reason.to_string(),
+    }
+}
+
+async fn write_requests<Req: Serialize, Resp>(
+    conn: quinn::Connection,
+    mut send: quinn::SendStream,
+    mut queue: mpsc::Receiver<Request<Req>>,
+    pending: Arc<PendingMap<Resp>>,
+    options: ClientOptions,
+) {
+    let mut encoder = BatchEncoder::new(options.frame_bytes_max);
+    let mut carry = None;
+    loop {
+        let first = match carry.take() {
+            Some(request) => request,
+            None => match queue.recv().await {
+                Some(request) => request,
+                None => break,
+            },
+        };
+        encoder.clear();
+        let mut next = Some(first);
+        while let Some(request) = next.take() {
+            match encoder.push(&request) {
+                Ok(Push::Added) => {}
+                Ok(Push::Full) => {
+                    carry = Some(request);
+                    break;
+                }
+                Err(e) => pending.complete(request.id, Err(e)),
+            }
+            if encoder.len() < options.batch_messages_max {
+                next = queue.try_recv().ok();
+            }
+        }
+        if encoder.is_empty() {
+            continue;
+        }
+        if let Err(e) = send.write_all(encoder.finish()).await {
+            pending.close(lost(&conn, e));
+            return;
+        }
+    }
+    let _ = send.finish();
+}
+
+async fn read_responses<Resp: DeserializeOwned>(
+    conn: quinn::Connection,
+    mut recv: quinn::RecvStream,
+    pending: Arc<PendingMap<Resp>>,
+    frame_bytes_max: usize,
+) {
+    let mut buf = Vec::new();
+    let remote = conn.remote_address();
+    let err = loop {
+        match frame::read_frame(&mut recv, &mut buf, frame_bytes_max).await {
+            Ok(true) => {}
+            Ok(false) => break lost(&conn, "server finished the stream"),
+            Err(ReadFrameError::Io(e)) => {
+                break match conn.close_reason() {
+                    Some(reason) => lost(&conn, reason),
+                    None => lost(&conn, e),
+                }
+            }
+            Err(ReadFrameError::Frame(reason)) => {
+                conn.close(super::close::BAD_FRAME, b"bad frame");
+                break NetError::Frame {
+                    remote,
+                    peer: None,
+                    reason,
+                };
+            }
+        }
+        match frame::decode_batch::<Response<Resp>>(&buf) {
+            Ok(batch) => {
+                for Response { id, body } in batch {
+                    pending.complete(id, body.map_err(NetError::Refused));
+                }
+            }
+            Err(reason) => {
+                conn.close(super::close::BAD_FRAME, b"bad frame");
+                break NetError::Frame {
+                    remote,
+                    peer: None,
+                    reason,
+                };
+            }
+        }
+    };
+    tracing::debug!(error = %err, "client connection ended");
+    pending.close(err);
+}

@@ -1,0 +1,439 @@
+//! The QUIC transport: peers and clients on one endpoint, told apart by ALPN.
+//!
+//! # Connections
+//!
+//! Between two nodes there is one long-lived connection. **The node with the lower id dials; the
+//! higher id accepts.** The dialer reconnects after a loss with exponential back-off
+//! (`reconnect_backoff_min_ms` doubling up to `reconnect_backoff_max_ms`); the acceptor waits for
+//! it. If a peer dials again while an older connection from it is still open (it restarted), the
+//! newer connection replaces and closes the older one. Keep-alives (`keep_alive_ms`, below
+//! `idle_timeout_ms`) keep idle connections open and detect dead ones.
+//!
+//! Each side sends on its own unidirectional stream: a hello frame naming its node id, then batch
+//! frames (see [`crate::frame`]). A per-peer sender task drains everything queued for the peer
+//! into one frame (up to `batch_messages_max` messages and `frame_bytes_max` bytes), so under load
+//! many messages share one write and one datagram.
+//!
+//! # Identity
+//!
+//! The dialer asks for server name `node-<id>.hermes`, so rustls refuses a server whose
+//! certificate does not chain to the cluster CA or does not name the dialed node. The acceptor
+//! requires a client certificate chaining to the cluster CA during the handshake, then checks that
+//! the certificate names the node id claimed in the hello, that the id is a configured peer, and
+//! that it is lower than its own. Anything else is refused: logged, counted, and only that
+//! connection is closed.
+//!
+//! # Backpressure
+//!
+//! [`Transport::send`] enqueues onto a bounded per-peer queue. When the receiving application
+//! stops draining its [`Inbox`], the receiver stops reading, QUIC flow control stops the sender,
+//! the queue fills and `send` returns [`NetError::QueueFull`] — for that peer only. Messages still
+//! queued while a peer is unreachable are sent after it reconnects; a frame in flight when a
+//! connection breaks may be lost.
+
+mod client;
+mod peer;
+mod server;
+mod socket;
+mod tasks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use hermes_core::NodeId;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, watch};
+
+pub use client::{Client, ClientOptions};
+pub use server::{ClientRequest, Requests, Responder};
+
+use crate::frame::{FRAME_BYTES_LIMIT, FRAME_BYTES_MIN};
+use crate::stats::{Counters, ErrorLog};
+use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
+use crate::{Inbox, NetError, NetStats, PeerBatch, TlsConfig, Transport};
+use tasks::Tasks;
+
+/// Types that can travel in frames: serializable, deserializable, sendable between tasks.
+///
+/// Implemented for every type with those properties.
+pub trait Wire: Serialize + DeserializeOwned + Send + 'static {}
+
+impl<T: Serialize + DeserializeOwned + Send + 'static> Wire for T {}
+
+/// QUIC application close codes.
+pub(crate) mod close {
+    use quinn::VarInt;
+    /// Orderly shutdown.
+    pub(crate) const SHUTDOWN: VarInt = VarInt::from_u32(0);
+    /// The remote side was refused as a peer.
+    pub(crate) const REFUSED: VarInt = VarInt::from_u32(1);
+    /// The remote side sent a bad frame.
+    pub(crate) const BAD_FRAME: VarInt = VarInt::from_u32(2);
+    /// A newer connection from the same peer replaced this one.
+    pub(crate) const REPLACED: VarInt = VarInt::from_u32(3);
+    /// A stream failed; both sides start over on a new connection.
+    pub(crate) const STREAM_FAILED: VarInt = VarInt::from_u32(4);
+}
+
+/// What [`QuicTransport::bind_with_clients`] returns: the transport, its peer inbox, and the
+/// channel of client requests.
+pub type BoundWithClients<M, Req, Resp> = (QuicTransport<M>, Inbox<M>, Requests<Req, Resp>);
+
+/// Configuration of a [`QuicTransport`]. Durations are in milliseconds.
+#[derive(Debug, Clone)]
+pub struct QuicConfig {
+    /// This node's id; its certificate must name it (`node-<id>.hermes`).
+    pub node_id: NodeId,
+    /// The UDP address to listen on; port 0 picks a free port (see
+    /// [`QuicTransport::local_addr`]).
+    pub listen: SocketAddr,
+    /// The other nodes and their addresses. An entry for `node_id` itself is ignored.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    /// Certificates and key.
+    pub tls: TlsConfig,
+    /// Capacity of each per-peer send queue, in messages.
+    pub queue_len_max: usize,
+    /// Capacity of the [`Inbox`], in batches.
+    pub inbox_batches_max: usize,
+    /// Maximum frame body, in bytes; larger incoming frames close the connection, larger single
+    /// messages are dropped.
+    pub frame_bytes_max: usize,
+    /// Most messages per frame; 1 turns batching off.
+    pub batch_messages_max: usize,
+    /// Interval of QUIC keep-alives; must be below `idle_timeout_ms`.
+    pub keep_alive_ms: u64,
+    /// A connection with no packets for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Time allowed for a handshake, and after it for the remote hello.
+    pub handshake_timeout_ms: u64,
+    /// First delay before redialing a lost or unreachable peer.
+    pub reconnect_backoff_min_ms: u64,
+    /// Largest delay between redials.
+    pub reconnect_backoff_max_ms: u64,
+    /// UDP socket receive and send buffer to ask the kernel for (0: system default).
+    pub socket_buffer_bytes: usize,
+    /// Capacity of the client request queue ([`Requests`]); requests beyond it are refused with
+    /// [`crate::ServerError::Overloaded`].
+    pub client_queue_max: usize,
+    /// Most unanswered requests per client connection; beyond it the server stops reading from
+    /// that client.
+    pub client_inflight_max: usize,
+}
+
+impl QuicConfig {
+    /// A configuration with default limits and no peers.
+    pub fn new(node_id: NodeId, listen: SocketAddr, tls: TlsConfig) -> Self {
+        QuicConfig {
+            node_id,
+            listen,
+            peers: BTreeMap::new(),
+            tls,
+            queue_len_max: 4096,
+            inbox_batches_max: 1024,
+            frame_bytes_max: 1 << 20,
+            batch_messages_max: 128,
+            keep_alive_ms: 1_000,
+            idle_timeout_ms: 10_000,
+            handshake_timeout_ms: 3_000,
+            reconnect_backoff_min_ms: 50,
+            reconnect_backoff_max_ms: 2_000,
+            socket_buffer_bytes: 4 << 20,
+            client_queue_max: 4096,
+            client_inflight_max: 1024,
+        }
+    }
+
+    /// Checks limits and their relations.
+    ///
+    /// # Errors
+    /// [`NetError::Config`] naming the offending field.
+    pub fn validate(&self) -> Result<(), NetError> {
+        let fail = |msg: String| Err(NetError::Config(msg));
+        for (name, value) in [
+            ("queue_len_max", self.queue_len_max),
+            ("inbox_batches_max", self.inbox_batches_max),
+            ("batch_messages_max", self.batch_messages_max),
+            ("client_queue_max", self.client_queue_max),
+            ("client_inflight_max", self.client_inflight_max),
+        ] {
+            if value == 0 {
+                return fail(format!("{name} must be at least 1"));
+            }
+        }
+        if !(FRAME_BYTES_MIN..=FRAME_BYTES_LIMIT).contains(&self.frame_bytes_max) {
+            return fail(format!(
+                "frame_bytes_max must be in {FRAME_BYTES_MIN}..={FRAME_BYTES_LIMIT}"
+            ));
+        }
+        if self.keep_alive_ms == 0 || self.keep_alive_ms >= self.idle_timeout_ms {
+            return fail("keep_alive_ms must be above 0 and below idle_timeout_ms".into());
+        }
+        if self.handshake_timeout_ms == 0 {
+            return fail("handshake_timeout_ms must be above 0".into());
+        }
+        if self.reconnect_backoff_min_ms == 0
+            || self.reconnect_backoff_min_ms > self.reconnect_backoff_max_ms
+        {
+            return fail(
+                "reconnect_backoff_min_ms must be above 0 and at most reconnect_backoff_max_ms"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Numeric limits shared by the tasks of a transport.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) queue_len_max: usize,
+    pub(crate) frame_bytes_max: usize,
+    pub(crate) batch_messages_max: usize,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) backoff_min: Duration,
+    pub(crate) backoff_max: Duration,
+    pub(crate) client_inflight_max: usize,
+}
+
+/// State shared by all tasks of a transport that does not depend on the message type.
+pub(crate) struct Common {
+    pub(crate) limits: Limits,
+    pub(crate) counters: Counters,
+    pub(crate) errors: ErrorLog,
+    pub(crate) tasks: Tasks,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Serves one client connection (type-erased over the request and response types).
+pub(crate) type ClientService =
+    Arc<dyn Fn(quinn::Connection, Arc<Common>) -> BoxFuture + Send + Sync>;
+
+/// One configured peer.
+pub(crate) struct PeerSlot<M> {
+    pub(crate) addr: SocketAddr,
+    /// Distinguishes a re-added peer from the removed one, so that stale tasks stop.
+    pub(crate) generation: u64,
+    pub(crate) queue: mpsc::Sender<M>,
+    /// The current connection to the peer, if any.
+    pub(crate) conn: watch::Sender<Option<quinn::Connection>>,
+}
+
+pub(crate) struct Shared<M> {
+    pub(crate) id: NodeId,
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) peer_dial: quinn::ClientConfig,
+    pub(crate) peers: Mutex<HashMap<NodeId, PeerSlot<M>>>,
+    pub(crate) next_generation: AtomicU64,
+    pub(crate) inbox: mpsc::Sender<PeerBatch<M>>,
+    pub(crate) clients: Option<ClientService>,
+    pub(crate) common: Arc<Common>,
+}
+
+impl<M> Shared<M> {
+    pub(crate) fn peers(&self) -> MutexGuard<'_, HashMap<NodeId, PeerSlot<M>>> {
+        self.peers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A [`Transport`] over QUIC with mutual TLS; optionally also serves the client protocol.
+///
+/// Create it with [`QuicTransport::bind`] (peers only) or [`QuicTransport::bind_with_clients`]
+/// within a Tokio runtime (a `current_thread` runtime is fine and fastest). Dropping it closes the
+/// endpoint and stops its tasks; [`QuicTransport::shutdown`] does the same and waits until they
+/// have stopped.
+pub struct QuicTransport<M> {
+    shared: Arc<Shared<M>>,
+}
+
+impl<M: Wire> QuicTransport<M> {
+    /// Binds the endpoint and starts connecting to the configured peers.
+    ///
+    /// # Errors
+    /// [`NetError::Config`] for invalid limits or outside a Tokio runtime, [`NetError::Tls`] for
+    /// unusable TLS material, [`NetError::Io`] if the address cannot be bound.
+    pub fn bind(config: QuicConfig) -> Result<(Self, Inbox<M>), NetError> {
+        Self::bind_inner(config, None)
+    }
+
+    /// Like [`QuicTransport::bind`], and also accepts clients (ALPN [`CLIENT_ALPN`]) whose
+    /// requests arrive on the returned [`Requests`] channel.
+    ///
+    /// # Errors
+    /// As [`QuicTransport::bind`].
+    pub fn bind_with_clients<Req, Resp>(
+        config: QuicConfig,
+    ) -> Result<BoundWithClients<M, Req, Resp>, NetError>
+    where
+        Req: DeserializeOwned + Send + 'static,
+        Resp: Serialize + Send + 'static,
+    {
+        config.validate()?;
+        let (tx, rx) = mpsc::channel(config.client_queue_max);
+        let (transport, inbox) = Self::bind_inner(config, Some(server::service(tx)))?;
+        Ok((transport, inbox, rx))
+    }
+
+    fn bind_inner(
+        config: QuicConfig,
+        clients: Option<ClientService>,
+    ) -> Result<(Self, Inbox<M>), NetError> {
+        config.validate()?;
+        let runtime = Handle::try_current()
+            .map_err(|_| NetError::Config("QuicTransport::bind needs a Tokio runtime".into()))?;
+        let transport = Arc::new(tls::transport_config(
+            config.keep_alive_ms,
+            config.idle_timeout_ms,
+        )?);
+        let alpn: &[&[u8]] = if clients.is_some() {
+            &[PEER_ALPN, CLIENT_ALPN]
+        } else {
+            &[PEER_ALPN]
+        };
+        let server = tls::quinn_server_config(&config.tls, alpn, Arc::clone(&transport))?;
+        let peer_dial = tls::quinn_client_config_with(&config.tls, PEER_ALPN, transport)?;
+        let endpoint = socket::endpoint(config.listen, config.socket_buffer_bytes, Some(server))?;
+        let (inbox_tx, inbox_rx) = mpsc::channel(config.inbox_batches_max);
+        let limits = Limits {
+            queue_len_max: config.queue_len_max,
+            frame_bytes_max: config.frame_bytes_max,
+            batch_messages_max: config.batch_messages_max,
+            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+            backoff_min: Duration::from_millis(config.reconnect_backoff_min_ms),
+            backoff_max: Duration::from_millis(config.reconnect_backoff_max_ms),
+            client_inflight_max: config.client_inflight_max,
+        };
+        let shared = Arc::new(Shared {
+            id: config.node_id,
+            endpoint,
+            peer_dial,
+            peers: Mutex::new(HashMap::new()),
+            next_generation: AtomicU64::new(0),
+            inbox: inbox_tx,
+            clients,
+            common: Arc::new(Common {
+                limits,
+                counters: Counters::default(),
+                errors: ErrorLog::default(),
+                tasks: Tasks::new(runtime),
+            }),
+        });
+        shared
+            .common
+            .tasks
+            .spawn(peer::accept_loop(Arc::clone(&shared)));
+        for (&id, &addr) in &config.peers {
+            if id != config.node_id {
+                peer::add_peer(&shared, id, addr);
+            }
+        }
+        tracing::info!(node = %config.node_id, addr = ?shared.endpoint.local_addr().ok(), "QUIC transport bound");
+        Ok((QuicTransport { shared }, inbox_rx))
+    }
+
+    /// Adds a peer, or changes the address of an existing one (used from the next dial on).
+    ///
+    /// # Errors
+    /// [`NetError::Config`] if `id` is this node's own id.
+    pub fn add_peer(&self, id: NodeId, addr: SocketAddr) -> Result<(), NetError> {
+        if id == self.shared.id {
+            return Err(NetError::Config(format!("{id} is this node itself")));
+        }
+        peer::add_peer(&self.shared, id, addr);
+        Ok(())
+    }
+
+    /// Removes a peer: drops its queue and closes its connection. Returns whether it was a peer.
+    pub fn remove_peer(&self, id: NodeId) -> bool {
+        let slot = self.shared.peers().remove(&id);
+        match slot {
+            Some(slot) => {
+                if let Some(conn) = slot.conn.borrow().as_ref() {
+                    conn.close(close::SHUTDOWN, b"peer removed");
+                }
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl<M> QuicTransport<M> {
+    /// The address the endpoint is bound to (with the real port if `listen` had port 0).
+    ///
+    /// # Errors
+    /// [`NetError::Io`] if the socket cannot report it.
+    pub fn local_addr(&self) -> Result<SocketAddr, NetError> {
+        self.shared
+            .endpoint
+            .local_addr()
+            .map_err(|e| NetError::io("cannot read the local address", e))
+    }
+
+    /// The configured peers, in id order.
+    pub fn peers(&self) -> Vec<NodeId> {
+        let mut peers: Vec<NodeId> = self.shared.peers().keys().copied().collect();
+        peers.sort();
+        peers
+    }
+
+    /// Whether a connection to `peer` is currently open.
+    pub fn is_connected(&self, peer: NodeId) -> bool {
+        self.shared.peers().get(&peer).is_some_and(|slot| {
+            slot.conn
+                .borrow()
+                .as_ref()
+                .is_some_and(|c| c.close_reason().is_none())
+        })
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> NetStats {
+        self.shared.common.counters.snapshot()
+    }
+
+    /// The most recent errors about remote sides (refusals, bad frames, failed handshakes, lost
+    /// connections), oldest first; at most 64 are kept.
+    pub fn recent_errors(&self) -> Vec<NetError> {
+        self.shared.common.errors.recent()
+    }
+
+    /// Closes the endpoint and every connection, stops all tasks and waits until they have
+    /// stopped and the connections have been closed cleanly.
+    pub async fn shutdown(self) {
+        self.shared.endpoint.close(close::SHUTDOWN, b"shutdown");
+        if let Some(mut tasks) = self.shared.common.tasks.take() {
+            while tasks.join_next().await.is_some() {}
+        }
+        self.shared.endpoint.wait_idle().await;
+    }
+}
+
+impl<M> Drop for QuicTransport<M> {
+    fn drop(&mut self) {
+        self.shared.endpoint.close(close::SHUTDOWN, b"shutdown");
+        drop(self.shared.common.tasks.take());
+    }
+}
+
+impl<M: Wire> Transport<M> for QuicTransport<M> {
+    fn local_id(&self) -> NodeId {
+        self.shared.id
+    }
+
+    fn send(&self, to: NodeId, msg: M) -> Result<(), NetError> {
+        let peers = self.shared.peers();
+        let slot = peers.get(&to).ok_or(NetError::UnknownPeer { peer: to })?;
+        slot.queue.try_send(msg).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => NetError::QueueFull { peer: to },
+            mpsc::error::TrySendError::Closed(_) => NetError::Closed,
+        })
+    }
+}

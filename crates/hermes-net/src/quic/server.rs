@@ -1,0 +1,219 @@
+//! The server side of the client protocol: requests to the application, responses back.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+
+use super::peer::reject_frame;
+use super::{ClientService, Common};
+use crate::frame::{self, BatchEncoder, Push, ReadFrameError};
+use crate::protocol::{Request, Response};
+use crate::stats::bump;
+use crate::ServerError;
+
+/// A client request handed to the application, with the means to answer it.
+#[derive(Debug)]
+pub struct ClientRequest<Req, Resp> {
+    /// The request.
+    pub request: Req,
+    /// Answers the request; dropping it unanswered sends [`ServerError::Dropped`].
+    pub responder: Responder<Resp>,
+}
+
+/// The channel of client requests of a [`super::QuicTransport`] made with
+/// [`super::QuicTransport::bind_with_clients`].
+pub type Requests<Req, Resp> = mpsc::Receiver<ClientRequest<Req, Resp>>;
+
+type Outgoing<Resp> = mpsc::UnboundedSender<(Response<Resp>, OwnedSemaphorePermit)>;
+
+/// Sends the answer to one client request. Never blocks.
+///
+/// Each unanswered request holds one of the connection's `client_inflight_max` slots; the slot is
+/// freed once the answer is written.
+#[derive(Debug)]
+pub struct Responder<Resp> {
+    id: u64,
+    answer: Option<(Outgoing<Resp>, OwnedSemaphorePermit)>,
+}
+
+impl<Resp> Responder<Resp> {
+    /// The client's id of the request.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Whether the client connection is gone (an answer would be discarded).
+    pub fn is_closed(&self) -> bool {
+        self.answer.as_ref().is_none_or(|(tx, _)| tx.is_closed())
+    }
+
+    /// Sends `response`. Returns `false` if the client connection is gone.
+    pub fn respond(mut self, response: Resp) -> bool {
+        self.finish(Ok(response))
+    }
+
+    /// Refuses the request with a transport-level error.
+    pub fn refuse(mut self, error: ServerError) -> bool {
+        self.finish(Err(error))
+    }
+
+    fn finish(&mut self, body: Result<Resp, ServerError>) -> bool {
+        match self.answer.take() {
+            Some((tx, permit)) => tx.send((Response { id: self.id, body }, permit)).is_ok(),
+            None => false,
+        }
+    }
+}
+
+impl<Resp> Drop for Responder<Resp> {
+    fn drop(&mut self) {
+        if self.answer.is_some() {
+            self.finish(Err(ServerError::Dropped));
+        }
+    }
+}
+
+/// The client service for [`super::QuicTransport::bind_with_clients`].
+pub(crate) fn service<Req, Resp>(requests: mpsc::Sender<ClientRequest<Req, Resp>>) -> ClientService
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+{
+    Arc::new(move |conn, common| Box::pin(serve_connection(conn, requests.clone(), common)))
+}
+
+async fn serve_connection<Req, Resp>(
+    conn: quinn::Connection,
+    requests: mpsc::Sender<ClientRequest<Req, Resp>>,
+    common: Arc<Common>,
+) where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+{
+    bump(&common.counters.client_connections, 1);
+    tracing::debug!(remote = %conn.remote_address(), "client connected");
+    let inflight = Arc::new(Semaphore::new(common.limits.client_inflight_max));
+    while let Ok((send, recv)) = conn.accept_bi().await {
+        let (tx, rx) = mpsc::unbounded_channel();
+        common
+            .tasks
+            .spawn(write_responses(send, rx, Arc::clone(&common)));
+        let reader = read_requests(
+            conn.clone(),
+            recv,
+            tx,
+            requests.clone(),
+            Arc::clone(&inflight),
+            Arc::clone(&common),
+        );
+        common.tasks.spawn(reader);
+    }
+}
+
+async fn read_requests<Req, Resp>(
+    conn: quinn::Connection,
+    mut recv: quinn::RecvStream,
+    outgoing: Outgoing<Resp>,
+    requests: mpsc::Sender<ClientRequest<Req, Resp>>,
+    inflight: Arc<Semaphore>,
+    common: Arc<Common>,
+) where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Send + 'static,
+{
+    let mut buf = Vec::new();
+    loop {
+        match frame::read_frame(&mut recv, &mut buf, common.limits.frame_bytes_max).await {
+            Ok(true) => {}
+            Ok(false) | Err(ReadFrameError::Io(_)) => return,
+            Err(ReadFrameError::Frame(reason)) => {
+                return reject_frame(&common, &conn, None, reason)
+            }
+        }
+        let batch = match frame::decode_batch::<Request<Req>>(&buf) {
+            Ok(batch) => batch,
+            Err(reason) => return reject_frame(&common, &conn, None, reason),
+        };
+        for Request { id, body } in batch {
+            let Ok(permit) = Arc::clone(&inflight).acquire_owned().await else {
+                return;
+            };
+            let responder = Responder {
+                id,
+                answer: Some((outgoing.clone(), permit)),
+            };
+            let request = ClientRequest {
+                request: body,
+                responder,
+            };
+            match requests.try_send(request) {
+                Ok(()) => bump(&common.counters.client_requests, 1),
+                Err(mpsc::error::TrySendError::Full(request)) => {
+                    bump(&common.counters.client_requests_refused, 1);
+                    request.responder.refuse(ServerError::Overloaded);
+                }
+                Err(mpsc::error::TrySendError::Closed(request)) => {
+                    request.responder.refuse(ServerError::Dropped);
+                }
+            }
+        }
+    }
+}
+
+async fn write_responses<Resp: Serialize + Send + 'static>(
+    mut send: quinn::SendStream,
+    mut outgoing: mpsc::UnboundedReceiver<(Response<Resp>, OwnedSemaphorePermit)>,
+    common: Arc<Common>,
+) {
+    let limits = common.limits;
+    let mut encoder = BatchEncoder::new(limits.frame_bytes_max);
+    let mut permits = Vec::new();
+    let mut carry = None;
+    loop {
+        let first = match carry.take() {
+            Some(item) => item,
+            None => match outgoing.recv().await {
+                Some(item) => item,
+                None => break,
+            },
+        };
+        encoder.clear();
+        permits.clear();
+        let mut next = Some(first);
+        while let Some((response, permit)) = next.take() {
+            match encoder.push(&response) {
+                Ok(Push::Added) => permits.push(permit),
+                Ok(Push::Full) => {
+                    carry = Some((response, permit));
+                    break;
+                }
+                Err(e) => {
+                    // Too large to ever send: answer with an error instead.
+                    common.errors.record(e);
+                    let refusal: Response<Resp> = Response {
+                        id: response.id,
+                        body: Err(ServerError::ResponseTooLarge),
+                    };
+                    if encoder.push(&refusal).ok() == Some(Push::Added) {
+                        permits.push(permit);
+                    } else {
+                        carry = Some((refusal, permit));
+                        break;
+                    }
+                }
+            }
+            if encoder.len() < limits.batch_messages_max {
+                next = outgoing.try_recv().ok();
+            }
+        }
+        if encoder.is_empty() {
+            continue;
+        }
+        if send.write_all(encoder.finish()).await.is_err() {
+            return;
+        }
+    }
+    let _ = send.finish();
+}
