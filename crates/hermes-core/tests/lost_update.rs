@@ -50,6 +50,7 @@ impl Cluster {
                     id: request,
                     result,
                 } => self.replies.push((NodeId(id), request, result)),
+                other => panic!("a bare replica emits no {other:?}"),
             }
         }
     }
