@@ -85,14 +85,15 @@ pub fn acks_within_view(replicas: &[Option<&Replica>]) -> Result<(), String> {
 pub fn states_hold_consistent_timestamps(replicas: &[Option<&Replica>]) -> Result<(), String> {
     for replica in replicas.iter().flatten() {
         let me = replica.id();
+        let own = |ts: Ts| ts.created_by(me, replica.incarnation());
         for (key, entry) in replica.keys() {
             let pending_ts = entry.pending.as_ref().map(|p| p.ts);
             let ok = match entry.state {
                 KeyState::Valid => pending_ts.is_none(),
-                KeyState::Invalid => pending_ts.is_none() && entry.ts.node != me,
-                KeyState::Write => entry.ts.node == me && pending_ts == Some(entry.ts),
+                KeyState::Invalid => pending_ts.is_none() && !own(entry.ts),
+                KeyState::Write => own(entry.ts) && pending_ts == Some(entry.ts),
                 KeyState::Replay => pending_ts == Some(entry.ts),
-                KeyState::Trans => pending_ts.is_some_and(|p| p < entry.ts) && entry.ts.node != me,
+                KeyState::Trans => pending_ts.is_some_and(|p| p < entry.ts) && !own(entry.ts),
             };
             if !ok {
                 return Err(format!(

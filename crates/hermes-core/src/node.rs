@@ -62,6 +62,9 @@ impl Node {
     pub fn new(config: Config, view: View, now: Instant) -> Result<Self, CoreError> {
         let replica = Replica::new(config.clone(), view.clone())?;
         let membership = Membership::new(&config, view, 0, now);
+        let mut actions = VecDeque::new();
+        // The initial view is durable before anything else happens.
+        actions.push_back(Action::SaveMembership(membership.durable()));
         Ok(Node {
             config,
             replica,
@@ -69,7 +72,7 @@ impl Node {
             rejoining: false,
             transfer: None,
             next_join: now,
-            actions: VecDeque::new(),
+            actions,
         })
     }
 
@@ -84,7 +87,8 @@ impl Node {
         if view.members.remove(&config.node_id) {
             view.shadows.insert(config.node_id);
         }
-        let replica = Replica::new(config.clone(), view)?;
+        let mut replica = Replica::new(config.clone(), view)?;
+        replica.set_incarnation(u32::try_from(incarnation).unwrap_or(u32::MAX));
         let mut node = Node {
             config,
             replica,
@@ -152,8 +156,13 @@ impl Node {
             }
         }
         if let Some(transfer) = &self.transfer {
-            if !transfer.done && now >= transfer.retry_at {
-                self.request_chunk(now, true);
+            if now >= transfer.retry_at {
+                if transfer.done {
+                    // Not promoted yet: the CaughtUp may have been lost.
+                    self.announce_caught_up(now);
+                } else {
+                    self.request_chunk(now, true);
+                }
             }
         }
         self.sync(now);
@@ -180,7 +189,7 @@ impl Node {
         if self.needs_join() {
             consider(Some(self.next_join));
         }
-        if let Some(transfer) = self.transfer.as_ref().filter(|t| !t.done) {
+        if let Some(transfer) = &self.transfer {
             consider(Some(transfer.retry_at));
         }
         next
@@ -384,16 +393,26 @@ impl Node {
         transfer.done = done;
         self.replica.install_transferred(now, entries);
         if done {
-            let members: Vec<NodeId> = self.membership.view().members.iter().copied().collect();
-            for to in members {
-                let msg = MembershipMessage::CaughtUp { epoch };
-                self.actions.push_back(Action::Send {
-                    to,
-                    msg: Message::Membership(msg),
-                });
-            }
+            self.announce_caught_up(now);
         } else {
             self.request_chunk(now, false);
+        }
+    }
+
+    /// Tells the members this shadow has all the state, and again later until it is promoted.
+    fn announce_caught_up(&mut self, now: Instant) {
+        let Some(transfer) = self.transfer.as_mut() else {
+            return;
+        };
+        transfer.retry_at = now + self.config.heartbeat_interval() * 4;
+        let epoch = transfer.epoch;
+        let members: Vec<NodeId> = self.membership.view().members.iter().copied().collect();
+        for to in members {
+            let msg = MembershipMessage::CaughtUp { epoch };
+            self.actions.push_back(Action::Send {
+                to,
+                msg: Message::Membership(msg),
+            });
         }
     }
 }

@@ -35,11 +35,12 @@ impl fmt::Display for Epoch {
     }
 }
 
-/// A per-key logical timestamp, ordered lexicographically by `(version, node)`.
+/// A per-key logical timestamp, ordered lexicographically by `(version, node, incarnation)`.
 ///
-/// `node` is the coordinator that created the timestamp; two different updates of one key never
-/// share a timestamp, because a coordinator only creates timestamps strictly above the one it
-/// holds. With read-modify-writes enabled (always, here) a write adds 2 to the version and an RMW
+/// `node` is the coordinator that created the timestamp and `incarnation` the life of its process
+/// (it grows with every restart). Two different updates of one key never share a timestamp: a
+/// coordinator only creates timestamps strictly above the one it holds, and a restarted node,
+/// which may have lost what it created before, creates them under a new incarnation. With read-modify-writes enabled (always, here) a write adds 2 to the version and an RMW
 /// adds 1, so a write always beats an RMW that read the same version.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -49,6 +50,8 @@ pub struct Ts {
     pub version: u64,
     /// The coordinator that created this timestamp; breaks ties between equal versions.
     pub node: NodeId,
+    /// The coordinator's incarnation when it created this timestamp.
+    pub incarnation: u32,
 }
 
 impl Ts {
@@ -56,11 +59,24 @@ impl Ts {
     pub const ZERO: Ts = Ts {
         version: 0,
         node: NodeId(0),
+        incarnation: 0,
     };
 
-    /// Creates a timestamp.
+    /// Creates a timestamp of incarnation 0.
     pub const fn new(version: u64, node: NodeId) -> Self {
-        Ts { version, node }
+        Ts {
+            version,
+            node,
+            incarnation: 0,
+        }
+    }
+
+    /// This timestamp with another incarnation.
+    pub const fn with_incarnation(self, incarnation: u32) -> Self {
+        Ts {
+            incarnation,
+            ..self
+        }
     }
 
     /// The timestamp a write coordinated by `node` takes over `self` (version + 2).
@@ -72,11 +88,20 @@ impl Ts {
     pub fn next_rmw(self, node: NodeId) -> Ts {
         Ts::new(self.version + 1, node)
     }
+
+    /// Whether this timestamp was created by `node` in `incarnation`.
+    pub fn created_by(self, node: NodeId, incarnation: u32) -> bool {
+        self.node == node && self.incarnation == incarnation
+    }
 }
 
 impl fmt::Display for Ts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.version, self.node.0)
+        if self.incarnation == 0 {
+            write!(f, "{}.{}", self.version, self.node.0)
+        } else {
+            write!(f, "{}.{}/{}", self.version, self.node.0, self.incarnation)
+        }
     }
 }
 

@@ -2,20 +2,21 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     1  format version (1)
+//!      0     1  format version (2)
 //!      1     1  kind: 0 = value, 1 = tombstone
 //!      2     8  ts.version, big-endian
 //!     10     4  ts.node, big-endian
-//!     14     n  the value's bytes (n = 0 for a tombstone)
+//!     14     4  ts.incarnation, big-endian
+//!     18     n  the value's bytes (n = 0 for a tombstone)
 //! ```
 
 use bytes::Bytes;
 use hermes_core::{NodeId, Record, Ts};
 
 /// The format version byte written at the start of every record.
-pub(crate) const RECORD_FORMAT: u8 = 1;
+pub(crate) const RECORD_FORMAT: u8 = 2;
 /// The size of the fixed header in front of the value.
-pub(crate) const HEADER_LEN: usize = 14;
+pub(crate) const HEADER_LEN: usize = 18;
 
 const KIND_VALUE: u8 = 0;
 const KIND_TOMBSTONE: u8 = 1;
@@ -33,6 +34,7 @@ pub(crate) fn encode(record: &Record, out: &mut Vec<u8>) {
     });
     out.extend_from_slice(&record.ts.version.to_be_bytes());
     out.extend_from_slice(&record.ts.node.0.to_be_bytes());
+    out.extend_from_slice(&record.ts.incarnation.to_be_bytes());
     if let Some(value) = value {
         out.extend_from_slice(value);
     }
@@ -57,10 +59,13 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Record, String> {
     version.copy_from_slice(&header[2..10]);
     let mut node = [0u8; 4];
     node.copy_from_slice(&header[10..14]);
+    let mut incarnation = [0u8; 4];
+    incarnation.copy_from_slice(&header[14..18]);
     let ts = Ts::new(
         u64::from_be_bytes(version),
         NodeId(u32::from_be_bytes(node)),
-    );
+    )
+    .with_incarnation(u32::from_be_bytes(incarnation));
     let value = match header[1] {
         KIND_VALUE => Some(Bytes::copy_from_slice(value)),
         KIND_TOMBSTONE if value.is_empty() => None,

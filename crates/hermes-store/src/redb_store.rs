@@ -47,7 +47,7 @@ impl Default for RedbOptions {
 
 /// A [`Store`] in one redb database file.
 ///
-/// The file holds three tables: `hermes_records` (key bytes to the record: a 14-byte header with a
+/// The file holds three tables: `hermes_records` (key bytes to the record: an 18-byte header with a
 /// format byte, a tombstone flag, the timestamp's version and node, then the value's bytes),
 /// `hermes_meta` (the metadata slot) and `hermes_info` (the store format version, checked on
 /// open).

@@ -29,7 +29,8 @@ impl Replica {
             entry.ts.next_rmw(me)
         } else {
             entry.ts.next_write(me)
-        };
+        }
+        .with_incarnation(self.incarnation);
         entry.ts = ts;
         entry.value = value.clone();
         entry.state = KeyState::Write;

@@ -86,6 +86,8 @@ struct Request {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Replica {
     config: Config,
+    /// The incarnation this replica creates timestamps under.
+    incarnation: u32,
     view: View,
     serving: bool,
     keys: BTreeMap<Key, KeyEntry>,
@@ -110,6 +112,7 @@ impl Replica {
         config.validate()?;
         Ok(Replica {
             config,
+            incarnation: 0,
             view,
             serving: false,
             keys: BTreeMap::new(),
@@ -196,6 +199,17 @@ impl Replica {
     }
 
     // ----- getters ------------------------------------------------------------------------
+
+    /// Sets the incarnation new timestamps are created under (a restarted node's is higher than
+    /// any before, so it never reuses a timestamp it may have created and lost).
+    pub fn set_incarnation(&mut self, incarnation: u32) {
+        self.incarnation = incarnation;
+    }
+
+    /// The incarnation new timestamps are created under.
+    pub fn incarnation(&self) -> u32 {
+        self.incarnation
+    }
 
     /// This replica's id.
     pub fn id(&self) -> NodeId {

@@ -186,7 +186,7 @@ impl Simulation {
         let limit = Instant::from_millis(self.config.time_limit_ms);
         while let Some(((at, _), event)) = self.events.pop_first() {
             if at > limit {
-                let progress = self.workload.describe_progress();
+                let progress = format!("{}; {}", self.workload.describe_progress(), self.describe_nodes());
                 return Err(self.failure(
                     FailureKind::Liveness,
                     format!("not done after {limit} simulated: {progress}"),
@@ -372,6 +372,26 @@ impl Simulation {
         if self.crash_armed.map(|(n, _)| n) == Some(node) {
             self.crash_armed = None;
         }
+        // With `memory` durability a view's data lives only in its members: keep the cluster
+        // recoverable by never crashing a member whose loss leaves less than a majority of the
+        // latest view's members up and caught up.
+        let latest = self.views.values().next_back().cloned().unwrap_or_default();
+        let id = NodeId(node as u32 + 1);
+        let healthy_others = latest
+            .members
+            .iter()
+            .filter(|m| **m != id)
+            .filter(|m| {
+                self.nodes[m.0 as usize - 1]
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| !n.is_rejoining())
+            })
+            .count();
+        if latest.is_member(id) && healthy_others < latest.majority() {
+            self.trace(|| format!("n{} spared: the cluster could not recover", node + 1));
+            return;
+        }
         if self.nodes[node].node.take().is_none() {
             return;
         }
@@ -438,6 +458,31 @@ impl Simulation {
                 .iter()
                 .filter_map(|i| self.nodes[*i].node.as_ref())
                 .all(|n| !n.is_rejoining())
+    }
+
+    /// Each node's view and state, for failure reports.
+    fn describe_nodes(&self) -> String {
+        let local: Vec<Instant> = (0..self.nodes.len()).map(|i| self.local_now(i)).collect();
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| match &n.node {
+                None => format!("n{} down", i + 1),
+                Some(node) => {
+                    let view = node.membership().view();
+                    format!(
+                        "n{}: e{} members {:?} shadows {:?}{}{}",
+                        i + 1,
+                        view.epoch.0,
+                        view.members.iter().map(|m| m.0).collect::<Vec<_>>(),
+                        view.shadows.iter().map(|m| m.0).collect::<Vec<_>>(),
+                        if node.is_rejoining() { " rejoining" } else { "" },
+                        if node.may_serve(local[i]) { " serving" } else { "" },
+                    )
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     fn start_liveness_phase(&mut self) {
