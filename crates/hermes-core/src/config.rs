@@ -93,6 +93,16 @@ impl Config {
                 });
             }
         }
+        if self.message_loss_timeout_ms >= self.request_timeout_ms {
+            return Err(CoreError::InvalidConfig {
+                field: "message_loss_timeout_ms",
+                reason: format!(
+                    "({}) must be shorter than request_timeout_ms ({}), or stalled requests time \
+                     out before a lost message is replayed",
+                    self.message_loss_timeout_ms, self.request_timeout_ms
+                ),
+            });
+        }
         if self.heartbeat_interval_ms >= self.lease_ms {
             return Err(CoreError::InvalidConfig {
                 field: "heartbeat_interval_ms",
@@ -181,7 +191,10 @@ mod tests {
             ..Config::default()
         };
         let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("heartbeat_interval_ms") && err.contains("lease_ms"), "{err}");
+        assert!(
+            err.contains("heartbeat_interval_ms") && err.contains("lease_ms"),
+            "{err}"
+        );
         let config = Config {
             clock_drift_margin_ms: 0,
             ..Config::default()

@@ -78,7 +78,11 @@ impl Node {
 
     /// A node restarting from its saved membership state, with empty data: it serves and
     /// coordinates nothing until it has rejoined with a new incarnation.
-    pub fn restart(config: Config, saved: DurableMembership, now: Instant) -> Result<Self, CoreError> {
+    pub fn restart(
+        config: Config,
+        saved: DurableMembership,
+        now: Instant,
+    ) -> Result<Self, CoreError> {
         let incarnation = saved.incarnation + 1;
         let membership = Membership::restore(&config, saved, incarnation, now);
         // Until this incarnation is in a view, the replica sees itself as a shadow: it ACKs INVs
@@ -146,7 +150,12 @@ impl Node {
             self.next_join = now + self.config.heartbeat_interval() * 4;
             let incarnation = self.membership.incarnation();
             let me = self.id();
-            let peers: Vec<NodeId> = self.membership.view().replicas().filter(|n| *n != me).collect();
+            let peers: Vec<NodeId> = self
+                .membership
+                .view()
+                .replicas()
+                .filter(|n| *n != me)
+                .collect();
             for to in peers {
                 let msg = MembershipMessage::Join { incarnation };
                 self.actions.push_back(Action::Send {
@@ -294,13 +303,20 @@ impl Node {
         let me = self.id();
         self.actions.push_back(Action::ViewInstalled(view.clone()));
         if !view.contains(me) && !self.rejoining {
-            // Removed: the old state must never be served again.
+            // Removed: the old state must never be served again, and timestamps it may have
+            // created and lost must never be created again.
             self.replica.abandon_all();
+            let incarnation = self.membership.bump_incarnation();
+            self.replica
+                .set_incarnation(u32::try_from(incarnation).unwrap_or(u32::MAX));
             self.rejoining = true;
             self.transfer = None;
             self.next_join = now;
         }
-        if self.rejoining && view.contains(me) && view.incarnation(me) == self.membership.incarnation() {
+        if self.rejoining
+            && view.contains(me)
+            && view.incarnation(me) == self.membership.incarnation()
+        {
             self.rejoining = false;
         }
         self.install_replica_view(now);
@@ -338,7 +354,10 @@ impl Node {
             return;
         }
         if rotate || !members.contains(&transfer.donor) {
-            let next = members.iter().find(|n| **n > transfer.donor).or(members.first());
+            let next = members
+                .iter()
+                .find(|n| **n > transfer.donor)
+                .or(members.first());
             transfer.donor = *next.unwrap_or(&members[0]);
         }
         transfer.retry_at = now + self.config.heartbeat_interval() * 10;
@@ -384,7 +403,11 @@ impl Node {
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
-        if transfer.done || transfer.epoch != epoch || transfer.after != after || from != transfer.donor {
+        if transfer.done
+            || transfer.epoch != epoch
+            || transfer.after != after
+            || from != transfer.donor
+        {
             return; // a duplicate or a late answer
         }
         if let Some(last) = entries.last() {

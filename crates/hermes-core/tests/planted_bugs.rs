@@ -48,6 +48,9 @@ fn keeping_acks_across_epochs_is_caught() {
         config.first_victim = Some(3);
         // The view change must come before a replay resolves the race.
         config.replica.message_loss_timeout_ms = 5_000;
+        config.replica.request_timeout_ms = 20_000;
+        config.loss = 0.0;
+        config.duplicate = 0.0;
         config.mix = OpMix {
             read: 20,
             write: 0,

@@ -59,7 +59,13 @@ impl Membership {
         );
     }
 
-    pub(super) fn on_heartbeat_ack(&mut self, from: NodeId, epoch: Epoch, round: u64, granted: bool) {
+    pub(super) fn on_heartbeat_ack(
+        &mut self,
+        from: NodeId,
+        epoch: Epoch,
+        round: u64,
+        granted: bool,
+    ) {
         if !granted || epoch != self.view.epoch || !self.view.is_member(from) {
             return;
         }

@@ -145,7 +145,12 @@ impl Membership {
 
     /// A membership service restored after a restart. Leases this node granted before it stopped
     /// are assumed held for another full wait, so it promises nothing that could cut them short.
-    pub fn restore(config: &Config, saved: DurableMembership, incarnation: u64, now: Instant) -> Self {
+    pub fn restore(
+        config: &Config,
+        saved: DurableMembership,
+        incarnation: u64,
+        now: Instant,
+    ) -> Self {
         let mut membership = Membership::new(config, saved.view, incarnation, now);
         membership.promised = saved.promised;
         membership.accepted = saved.accepted;
@@ -198,6 +203,14 @@ impl Membership {
             accepted: self.accepted.clone(),
             incarnation: self.incarnation,
         }
+    }
+
+    /// Starts a new incarnation (after this node's state was discarded) and saves it.
+    pub(crate) fn bump_incarnation(&mut self) -> u64 {
+        self.incarnation += 1;
+        self.outputs
+            .push_back(MembershipOutput::Save(self.durable()));
+        self.incarnation
     }
 
     /// Marks `shadow` as done with its state transfer (it will be promoted).
@@ -276,9 +289,7 @@ impl Membership {
                 ballot,
                 accepted,
             } => self.on_promise(now, from, epoch, ballot, accepted),
-            MembershipMessage::Reject { epoch, promised } => {
-                self.on_reject(now, epoch, promised)
-            }
+            MembershipMessage::Reject { epoch, promised } => self.on_reject(now, epoch, promised),
             MembershipMessage::Accept {
                 epoch,
                 ballot,
@@ -293,16 +304,17 @@ impl Membership {
                 self.send(from, MembershipMessage::Decided { view });
             }
             MembershipMessage::Join { incarnation } => self.on_join(now, from, incarnation),
-            MembershipMessage::JoinRefused { reason } => {
-                self.outputs.push_back(MembershipOutput::JoinRefused(reason))
-            }
+            MembershipMessage::JoinRefused { reason } => self
+                .outputs
+                .push_back(MembershipOutput::JoinRefused(reason)),
             MembershipMessage::CaughtUp { epoch } => {
                 if epoch <= self.view.epoch {
                     self.note_caught_up(now, from);
                 }
             }
             // State transfer is served by the node, which holds the data.
-            MembershipMessage::TransferRequest { .. } | MembershipMessage::TransferChunk { .. } => {}
+            MembershipMessage::TransferRequest { .. } | MembershipMessage::TransferChunk { .. } => {
+            }
         }
     }
 
@@ -324,12 +336,14 @@ impl Membership {
         self.proposal = None;
         self.propose_after = None;
         self.rounds.clear();
-        self.joiners.retain(|n, inc| !view.contains(*n) || view.incarnation(*n) < *inc);
+        self.joiners
+            .retain(|n, inc| !view.contains(*n) || view.incarnation(*n) < *inc);
         self.caught_up.retain(|n| view.shadows.contains(n));
         for node in view.replicas() {
             self.last_heard.insert(node, now);
         }
-        self.outputs.push_back(MembershipOutput::Save(self.durable()));
+        self.outputs
+            .push_back(MembershipOutput::Save(self.durable()));
         self.outputs.push_back(MembershipOutput::Install(view));
         // Renew the lease in the new epoch at once.
         self.next_heartbeat = now;
@@ -364,7 +378,11 @@ impl Membership {
         if known && incarnation <= recorded {
             let reason = format!(
                 "node {from} is already a {} of epoch {} with incarnation {recorded}",
-                if self.view.is_member(from) { "member" } else { "shadow" },
+                if self.view.is_member(from) {
+                    "member"
+                } else {
+                    "shadow"
+                },
                 self.view.epoch.0
             );
             if incarnation < recorded {
@@ -381,7 +399,12 @@ impl Membership {
         let mut next = self.view.clone();
         next.epoch = Epoch(self.view.epoch.0 + 1);
         let suspects = self.suspects(now);
-        let alive_members = self.view.members.iter().filter(|n| !suspects.contains(n)).count();
+        let alive_members = self
+            .view
+            .members
+            .iter()
+            .filter(|n| !suspects.contains(n))
+            .count();
         if alive_members >= self.view.majority() {
             for node in &suspects {
                 next.members.remove(node);

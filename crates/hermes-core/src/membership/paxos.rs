@@ -71,7 +71,8 @@ impl Membership {
         // lease granted so far has run out.
         self.promised = ballot;
         self.freeze(now);
-        self.outputs.push_back(MembershipOutput::Save(self.durable()));
+        self.outputs
+            .push_back(MembershipOutput::Save(self.durable()));
         self.queued_promises.push((from, ballot));
         if now >= self.grants_until {
             self.release_promises(now);
@@ -116,12 +117,7 @@ impl Membership {
             return;
         }
         // Paxos: adopt the accepted view with the highest ballot, if any.
-        if let Some((_, view)) = proposal
-            .promises
-            .values()
-            .flatten()
-            .max_by_key(|(b, _)| *b)
-        {
+        if let Some((_, view)) = proposal.promises.values().flatten().max_by_key(|(b, _)| *b) {
             proposal.view = view.clone();
         }
         proposal.accepting = true;
@@ -169,7 +165,8 @@ impl Membership {
         self.promised = ballot;
         self.freeze(now);
         self.accepted = Some((ballot, view));
-        self.outputs.push_back(MembershipOutput::Save(self.durable()));
+        self.outputs
+            .push_back(MembershipOutput::Save(self.durable()));
         self.deliver_or_send(now, from, MembershipMessage::Accepted { epoch, ballot });
     }
 

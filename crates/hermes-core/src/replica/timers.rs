@@ -53,12 +53,10 @@ impl Replica {
             self.stats.retransmits += 1;
             self.broadcast_inv(&inv, Some(&acked));
             self.set_key_deadline(key, Some(now + mlt));
-        } else if entry.state == KeyState::Invalid
-            && (!entry.waiting.is_empty() || entry.aborted_rmw.is_some())
-            && self.view.is_member(self.id())
-        {
-            // A request waited a whole message-loss timeout on an Invalid key: the VAL (or the
-            // coordinator) was lost. Replay the write with its original timestamp and value.
+        } else if entry.state == KeyState::Invalid && self.view.is_member(self.id()) {
+            // A request has waited a whole message-loss timeout on an Invalid key (the deadline
+            // is armed only then; it may have timed out since): the VAL or the coordinator was
+            // lost. Replay the write with its original timestamp and value.
             self.start_replay(now, key);
         }
     }

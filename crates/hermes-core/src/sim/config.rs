@@ -91,7 +91,8 @@ impl SimConfig {
         let clock_drift_margin_ms = lease_ms / 5;
         // The margin covers clock rates that differ by ρ = margin / (2 lease + margin); drift
         // each clock by at most a fraction of that.
-        let drift_bound_ppm = 1_000_000 * clock_drift_margin_ms / (2 * lease_ms + clock_drift_margin_ms);
+        let drift_bound_ppm =
+            1_000_000 * clock_drift_margin_ms / (2 * lease_ms + clock_drift_margin_ms);
         SimConfig {
             seed,
             nodes,

@@ -45,8 +45,20 @@ impl Simulation {
                 }
                 3 => {
                     let other = (victim + 1 + self.rng.below(n as u64 - 1) as usize) % n;
-                    self.push(at, Event::Cut { from: victim, to: other });
-                    self.push(at + length, Event::Heal { from: victim, to: other });
+                    self.push(
+                        at,
+                        Event::Cut {
+                            from: victim,
+                            to: other,
+                        },
+                    );
+                    self.push(
+                        at + length,
+                        Event::Heal {
+                            from: victim,
+                            to: other,
+                        },
+                    );
                 }
                 _ => {
                     let other = (victim + 1 + self.rng.below(n as u64 - 1) as usize) % n;

@@ -51,14 +51,37 @@ const STEPS_MAX: u64 = 3_000_000;
 /// Something that happens at a simulated instant.
 #[derive(Clone, Debug)]
 enum Event {
-    Deliver { from: usize, to: usize, msg: Message },
-    Timer { node: usize, local: Instant },
-    ClientIssue { client: usize },
-    Crash { node: usize, restart_after: Option<Duration> },
-    ForceCrash { node: usize, restart_after: Option<Duration> },
-    Restart { node: usize },
-    Cut { from: usize, to: usize },
-    Heal { from: usize, to: usize },
+    Deliver {
+        from: usize,
+        to: usize,
+        msg: Message,
+    },
+    Timer {
+        node: usize,
+        local: Instant,
+    },
+    ClientIssue {
+        client: usize,
+    },
+    Crash {
+        node: usize,
+        restart_after: Option<Duration>,
+    },
+    ForceCrash {
+        node: usize,
+        restart_after: Option<Duration>,
+    },
+    Restart {
+        node: usize,
+    },
+    Cut {
+        from: usize,
+        to: usize,
+    },
+    Heal {
+        from: usize,
+        to: usize,
+    },
     EndSafetyPhase,
     CheckConvergence,
 }
@@ -186,7 +209,11 @@ impl Simulation {
         let limit = Instant::from_millis(self.config.time_limit_ms);
         while let Some(((at, _), event)) = self.events.pop_first() {
             if at > limit {
-                let progress = format!("{}; {}", self.workload.describe_progress(), self.describe_nodes());
+                let progress = format!(
+                    "{}; {}",
+                    self.workload.describe_progress(),
+                    self.describe_nodes()
+                );
                 return Err(self.failure(
                     FailureKind::Liveness,
                     format!("not done after {limit} simulated: {progress}"),
@@ -256,7 +283,13 @@ impl Simulation {
     }
 
     fn step(&mut self, event: Event) -> Result<(), SimFailure> {
-        if !matches!(event, Event::Deliver { .. } | Event::Timer { .. } | Event::ClientIssue { .. } | Event::CheckConvergence) {
+        if !matches!(
+            event,
+            Event::Deliver { .. }
+                | Event::Timer { .. }
+                | Event::ClientIssue { .. }
+                | Event::CheckConvergence
+        ) {
             self.trace(|| format!("{event:?}"));
         }
         let touched = match event {
@@ -286,8 +319,7 @@ impl Simulation {
                 if self.nodes[node].node.is_none() {
                     return Ok(());
                 }
-                let Some((id, op)) = self.workload.next_op(client, self.now, &mut self.rng)
-                else {
+                let Some((id, op)) = self.workload.next_op(client, self.now, &mut self.rng) else {
                     return Ok(());
                 };
                 if let Some(sim_node) = self.nodes[node].node.as_mut() {
@@ -436,7 +468,9 @@ impl Simulation {
 
     /// The live nodes: not crashed.
     fn live(&self) -> Vec<usize> {
-        (0..self.nodes.len()).filter(|i| self.nodes[*i].node.is_some()).collect()
+        (0..self.nodes.len())
+            .filter(|i| self.nodes[*i].node.is_some())
+            .collect()
     }
 
     /// Whether every live node installed the same view and its members are exactly the live
@@ -470,19 +504,52 @@ impl Simulation {
                 None => format!("n{} down", i + 1),
                 Some(node) => {
                     let view = node.membership().view();
+                    let unsettled: Vec<String> = node
+                        .replica()
+                        .keys()
+                        .filter(|(_, e)| e.state != crate::KeyState::Valid || !e.waiting.is_empty())
+                        .map(|(k, e)| {
+                            format!(
+                                "{}:{:?}@{} pending {:?} waiting {} known_max {} deadline {:?}",
+                                String::from_utf8_lossy(k),
+                                e.state,
+                                e.ts,
+                                e.pending.as_ref().map(|p| (p.ts, p.acks.len(), p.epoch.0)),
+                                e.waiting.len(),
+                                e.known_max,
+                                e.deadline
+                            )
+                        })
+                        .collect();
                     format!(
-                        "n{}: e{} members {:?} shadows {:?}{}{}",
+                        "n{}: e{} members {:?} shadows {:?}{}{} {:?}",
                         i + 1,
                         view.epoch.0,
                         view.members.iter().map(|m| m.0).collect::<Vec<_>>(),
                         view.shadows.iter().map(|m| m.0).collect::<Vec<_>>(),
-                        if node.is_rejoining() { " rejoining" } else { "" },
-                        if node.may_serve(local[i]) { " serving" } else { "" },
+                        if node.is_rejoining() {
+                            " rejoining"
+                        } else {
+                            ""
+                        },
+                        if node.may_serve(local[i]) {
+                            " serving"
+                        } else {
+                            ""
+                        },
+                        unsettled
                     )
                 }
             })
             .collect::<Vec<_>>()
             .join("; ")
+            + &format!(
+                "; cut links {:?}",
+                self.cut
+                    .iter()
+                    .map(|(a, b)| (a + 1, b + 1))
+                    .collect::<Vec<_>>()
+            )
     }
 
     fn start_liveness_phase(&mut self) {
