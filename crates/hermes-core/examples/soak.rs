@@ -59,6 +59,8 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let mut total = SimReport::default();
     let mut failures = 0u64;
+    let mut recovery_us: Vec<u64> = Vec::new();
+    let mut join_us: Vec<u64> = Vec::new();
     for seed in args.first..args.first + args.count {
         let mut config = SimConfig::from_seed(seed);
         config.trace = args.trace;
@@ -68,6 +70,8 @@ fn main() -> ExitCode {
                     println!("{report}");
                 }
                 add(&mut total, &report);
+                recovery_us.extend(&report.recovery_times_us);
+                join_us.extend(&report.join_times_us);
             }
             Err(failure) => {
                 failures += 1;
@@ -104,11 +108,31 @@ fn main() -> ExitCode {
         total.retransmits,
         total.ops as f64 / elapsed.as_secs_f64()
     );
+    println!(
+        "simulated time from a crash to the next committed write: {}; from a restart to \
+         membership again: {}",
+        summary(&mut recovery_us),
+        summary(&mut join_us)
+    );
     if failures > 0 {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// "median X ms, worst Y ms over N".
+fn summary(samples: &mut [u64]) -> String {
+    if samples.is_empty() {
+        return "no samples".into();
+    }
+    samples.sort_unstable();
+    let median = samples[samples.len() / 2] as f64 / 1_000.0;
+    let worst = samples[samples.len() - 1] as f64 / 1_000.0;
+    format!(
+        "median {median:.0} ms, worst {worst:.0} ms over {}",
+        samples.len()
+    )
 }
 
 fn add(total: &mut SimReport, report: &SimReport) {

@@ -54,6 +54,8 @@ pub struct Node {
     rejoining: bool,
     transfer: Option<Transfer>,
     next_join: Instant,
+    /// This node asked to leave: once removed it does not rejoin.
+    leaving: bool,
     actions: VecDeque<Action>,
 }
 
@@ -72,6 +74,7 @@ impl Node {
             rejoining: false,
             transfer: None,
             next_join: now,
+            leaving: false,
             actions,
         })
     }
@@ -100,6 +103,7 @@ impl Node {
             rejoining: true,
             transfer: None,
             next_join: now,
+            leaving: false,
             actions: VecDeque::new(),
         };
         node.actions
@@ -112,6 +116,14 @@ impl Node {
     #[cfg(feature = "planted-bugs")]
     pub fn plant_bug(&mut self, bug: crate::replica::PlantedBug) {
         self.replica.plant_bug(bug);
+        self.membership.plant_bug(bug);
+    }
+
+    /// Asks the cluster to remove this node (graceful leave).
+    pub fn leave(&mut self, now: Instant) {
+        self.leaving = true;
+        self.membership.leave();
+        self.sync(now);
     }
 
     // ----- inputs -------------------------------------------------------------------------
@@ -253,7 +265,12 @@ impl Node {
     // ----- plumbing -----------------------------------------------------------------------
 
     fn needs_join(&self) -> bool {
-        self.rejoining || !self.membership.view().contains(self.id())
+        !self.leaving && (self.rejoining || !self.membership.view().contains(self.id()))
+    }
+
+    /// Whether this node left the cluster (it asked to, and a view without it is installed).
+    pub fn has_left(&self) -> bool {
+        self.leaving && !self.membership.view().contains(self.id())
     }
 
     fn refresh_serving(&mut self, now: Instant) {
@@ -429,9 +446,10 @@ impl Node {
         };
         transfer.retry_at = now + self.config.heartbeat_interval() * 4;
         let epoch = transfer.epoch;
+        let incarnation = self.membership.incarnation();
         let members: Vec<NodeId> = self.membership.view().members.iter().copied().collect();
         for to in members {
-            let msg = MembershipMessage::CaughtUp { epoch };
+            let msg = MembershipMessage::CaughtUp { epoch, incarnation };
             self.actions.push_back(Action::Send {
                 to,
                 msg: Message::Membership(msg),

@@ -66,3 +66,36 @@ fn keeping_acks_across_epochs_is_caught() {
     );
     eprintln!("caught at seed {seed}: {text}");
 }
+
+/// A view that removes a node installed before that node's lease has run out lets the removed
+/// node serve stale reads.
+#[test]
+fn installing_a_view_before_leases_expire_is_caught() {
+    let found = first_failure(400, |seed| {
+        let mut config = SimConfig::from_seed(seed).with_bug(PlantedBug::SkipLeaseWait);
+        config.faults = 3;
+        config
+    });
+    let (seed, kind, text) = found.expect("skipping the lease wait went unnoticed for 400 seeds");
+    assert!(
+        matches!(kind, FailureKind::Linearizability | FailureKind::Invariant),
+        "seed {seed}: {text}"
+    );
+    eprintln!("caught at seed {seed}: {text}");
+}
+
+/// A view change accepted by a single acceptor lets both sides of a partition move on.
+#[test]
+fn a_view_change_accepted_by_a_minority_is_caught() {
+    let found = first_failure(400, |seed| {
+        let mut config = SimConfig::from_seed(seed).with_bug(PlantedBug::MinorityViews);
+        config.faults = 3;
+        config
+    });
+    let (seed, kind, text) = found.expect("minority view changes went unnoticed for 400 seeds");
+    assert!(
+        matches!(kind, FailureKind::Linearizability | FailureKind::Invariant),
+        "seed {seed}: {text}"
+    );
+    eprintln!("caught at seed {seed}: {text}");
+}

@@ -25,13 +25,23 @@ fn thousand_seeds_are_safe_and_live() {
 
 /// Seeds that once failed stay in the suite forever.
 ///
-/// 1244, 1928, 1934, 2336, 2417, 2463, 2553, 3661: a CAS based on a Valid value committed above a
+/// Under the replica-only simulator of the time, 1244, 1928, 1934, 2336, 2417, 2463, 2553, 3661: a CAS based on a Valid value committed above a
 /// concurrent write based on an older version that readers had already observed (a lost update
 /// through a "sandwiched" write). Fixed by carrying the highest held timestamp in ACK/VAL and
 /// letting RMWs start only when the key is Valid at least that high.
 #[test]
 fn regression_seeds() {
     run_seeds([1244, 1928, 1934, 2336, 2417, 2463, 2553, 3661]);
+}
+
+/// Seeds that failed while the membership service was built, each for a reason fixed since:
+/// a restarted node coordinating before it rejoined (100), a removed node reusing its timestamps
+/// (297), a proposer giving up and leaving acceptors frozen without leases (166), lost CaughtUp
+/// messages (42, 157), a crash that left no majority able to recover (126), and a restarted
+/// shadow promoted on the strength of its previous incarnation's transfer (2678).
+#[test]
+fn membership_regression_seeds() {
+    run_seeds([42, 100, 126, 157, 166, 297, 2678]);
 }
 
 #[test]

@@ -126,9 +126,14 @@ pub enum MembershipMessage {
         /// Whether this is the last chunk.
         done: bool,
     },
+    /// The sender asks to be removed from the cluster (graceful leave).
+    Leave,
     /// A shadow finished its state transfer and asks to be promoted.
     CaughtUp {
         /// The epoch in which the shadow was added.
         epoch: Epoch,
+        /// The shadow's incarnation: a report from an earlier life of the node must not promote
+        /// the current one before its own transfer is complete.
+        incarnation: u64,
     },
 }

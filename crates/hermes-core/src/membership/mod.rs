@@ -103,8 +103,12 @@ pub struct Membership {
     joiners: BTreeMap<NodeId, u64>,
     /// Shadows that reported a complete state transfer.
     caught_up: BTreeSet<NodeId>,
+    /// Nodes that asked to leave the cluster.
+    leavers: BTreeSet<NodeId>,
     rng: SimRng,
     outputs: VecDeque<MembershipOutput>,
+    #[cfg(feature = "planted-bugs")]
+    planted_bug: Option<crate::replica::PlantedBug>,
 }
 
 impl Membership {
@@ -138,6 +142,9 @@ impl Membership {
             propose_after: None,
             joiners: BTreeMap::new(),
             caught_up: BTreeSet::new(),
+            leavers: BTreeSet::new(),
+            #[cfg(feature = "planted-bugs")]
+            planted_bug: None,
             rng: SimRng::new(u64::from(me.0) ^ (incarnation << 32)),
             outputs: VecDeque::new(),
         }
@@ -202,6 +209,44 @@ impl Membership {
             promised: self.promised,
             accepted: self.accepted.clone(),
             incarnation: self.incarnation,
+        }
+    }
+
+    /// Plants a known bug (testing only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant_bug(&mut self, bug: crate::replica::PlantedBug) {
+        self.planted_bug = Some(bug);
+    }
+
+    #[cfg(feature = "planted-bugs")]
+    pub(super) fn has_bug(&self, bug: crate::replica::PlantedBug) -> bool {
+        self.planted_bug == Some(bug)
+    }
+
+    #[cfg(not(feature = "planted-bugs"))]
+    pub(super) fn has_bug(&self, _bug: crate::replica::PlantedBug) -> bool {
+        false
+    }
+
+    /// How many acceptors decide a view (a majority of the members).
+    pub(super) fn quorum(&self) -> usize {
+        if self.has_bug(crate::replica::PlantedBug::MinorityViews) {
+            1
+        } else {
+            self.view.majority()
+        }
+    }
+
+    /// Asks the members to remove this node (graceful leave); it keeps serving until the view
+    /// without it is installed.
+    pub fn leave(&mut self) {
+        let members: Vec<NodeId> = self.view.members.iter().copied().collect();
+        for to in members {
+            if to == self.me {
+                self.leavers.insert(to);
+            } else {
+                self.send(to, MembershipMessage::Leave);
+            }
         }
     }
 
@@ -307,8 +352,14 @@ impl Membership {
             MembershipMessage::JoinRefused { reason } => self
                 .outputs
                 .push_back(MembershipOutput::JoinRefused(reason)),
-            MembershipMessage::CaughtUp { epoch } => {
-                if epoch <= self.view.epoch {
+            MembershipMessage::Leave => {
+                if self.view.contains(from) {
+                    self.leavers.insert(from);
+                    self.consider_proposing(now);
+                }
+            }
+            MembershipMessage::CaughtUp { epoch, incarnation } => {
+                if epoch <= self.view.epoch && self.view.incarnation(from) == incarnation {
                     self.note_caught_up(now, from);
                 }
             }
@@ -339,6 +390,7 @@ impl Membership {
         self.joiners
             .retain(|n, inc| !view.contains(*n) || view.incarnation(*n) < *inc);
         self.caught_up.retain(|n| view.shadows.contains(n));
+        self.leavers.retain(|n| view.contains(*n));
         for node in view.replicas() {
             self.last_heard.insert(node, now);
         }
@@ -391,6 +443,8 @@ impl Membership {
             return;
         }
         self.joiners.insert(from, incarnation);
+        // A rejoining node starts its state transfer over.
+        self.caught_up.remove(&from);
         self.consider_proposing(now);
     }
 
@@ -405,18 +459,26 @@ impl Membership {
             .iter()
             .filter(|n| !suspects.contains(n))
             .count();
-        if alive_members >= self.view.majority() {
+        if alive_members >= self.quorum() {
             for node in &suspects {
                 next.members.remove(node);
                 next.shadows.remove(node);
             }
+        }
+        for node in &self.leavers {
+            next.members.remove(node);
+            next.shadows.remove(node);
         }
         for (node, incarnation) in &self.joiners {
             next.members.remove(node);
             next.shadows.insert(*node);
             next.incarnations.insert(*node, *incarnation);
         }
-        for node in &self.caught_up {
+        for node in self
+            .caught_up
+            .iter()
+            .filter(|n| !self.joiners.contains_key(n))
+        {
             if next.shadows.remove(node) {
                 next.members.insert(*node);
             }

@@ -74,7 +74,7 @@ impl Membership {
         self.outputs
             .push_back(MembershipOutput::Save(self.durable()));
         self.queued_promises.push((from, ballot));
-        if now >= self.grants_until {
+        if now >= self.grants_until || self.has_bug(crate::replica::PlantedBug::SkipLeaseWait) {
             self.release_promises(now);
         }
     }
@@ -105,7 +105,7 @@ impl Membership {
         ballot: Ballot,
         accepted: Option<(Ballot, View)>,
     ) {
-        let majority = self.view.majority();
+        let majority = self.quorum();
         let Some(proposal) = self.proposal.as_mut() else {
             return;
         };
@@ -171,7 +171,7 @@ impl Membership {
     }
 
     pub(super) fn on_accepted(&mut self, now: Instant, from: NodeId, epoch: Epoch, ballot: Ballot) {
-        let majority = self.view.majority();
+        let majority = self.quorum();
         let Some(proposal) = self.proposal.as_mut() else {
             return;
         };

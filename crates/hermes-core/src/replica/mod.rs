@@ -71,6 +71,10 @@ pub enum PlantedBug {
     ReadInInvalid,
     /// Keep gathered ACKs across a view change (the lost-update bug of the original RMW spec).
     KeepAcksAcrossEpochs,
+    /// Promise a new view without waiting for the leases granted so far to run out.
+    SkipLeaseWait,
+    /// Decide views with a single acceptor instead of a majority.
+    MinorityViews,
 }
 
 /// A client request admitted and not yet answered.
