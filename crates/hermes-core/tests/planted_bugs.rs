@@ -73,7 +73,15 @@ fn keeping_acks_across_epochs_is_caught() {
 fn installing_a_view_before_leases_expire_is_caught() {
     let found = first_failure(400, |seed| {
         let mut config = SimConfig::from_seed(seed).with_bug(PlantedBug::SkipLeaseWait);
+        // Read-mostly, so that an isolated node holds Valid keys to serve stale.
         config.faults = 3;
+        config.keys = 4;
+        config.mix = OpMix {
+            read: 90,
+            write: 10,
+            delete: 0,
+            cas: 0,
+        };
         config
     });
     let (seed, kind, text) = found.expect("skipping the lease wait went unnoticed for 400 seeds");
