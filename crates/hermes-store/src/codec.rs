@@ -106,14 +106,15 @@ mod tests {
         let mut buf = Vec::new();
         encode(
             &Record {
-                ts: Ts::new(0x0102_0304_0506_0708, NodeId(0x0a0b_0c0d)),
+                ts: Ts::new(0x0102_0304_0506_0708, NodeId(0x0a0b_0c0d))
+                    .with_incarnation(0x1112_1314),
                 value: Some(Bytes::from_static(b"v")),
             },
             &mut buf,
         );
         assert_eq!(
             buf,
-            [1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d, b'v']
+            [2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x0b, 0x0c, 0x0d, 0x11, 0x12, 0x13, 0x14, b'v']
         );
     }
 
