@@ -103,6 +103,16 @@ impl fmt::Debug for TlsConfig {
 }
 
 impl TlsConfig {
+    /// TLS material with nothing in it, for checking other settings before the files are read.
+    /// Binding or connecting with it fails with [`NetError::Tls`].
+    pub fn empty() -> Self {
+        TlsConfig {
+            ca_certs: Vec::new(),
+            chain: Vec::new(),
+            key: PrivateKeyDer::Pkcs8(Vec::new().into()),
+        }
+    }
+
     /// Loads PEM files: the CA certificate(s), the own certificate chain and the own private key.
     ///
     /// # Errors

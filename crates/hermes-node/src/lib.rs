@@ -1,8 +1,57 @@
-//! The node runtime of the Hermes workspace: one driver task per node that feeds the sans-IO
-//! core (`hermes-core`) and carries out its actions over a transport (`hermes-net`) and a store
-//! (`hermes-store`), behind the `ClusterNode` API.
+//! The Hermes node runtime: [`ClusterNode`] drives the sans-IO core (`hermes-core`) from one
+//! tokio task and carries out its actions over a transport (`hermes-net`: QUIC with mutual TLS,
+//! or in memory) and a data directory (`hermes-store`).
 //!
-//! This crate holds no code yet: the runtime is built on top of the membership service, the
-//! store and the transport, which come first. Until then, clusters run in the deterministic
-//! simulator (`hermes_core::sim`).
+//! - [`ClusterNode::start`] runs a node from a [`NodeConfig`] (TOML, see [`config`]);
+//!   [`ClusterNode::start_with_transport`] runs one over any [`hermes_net::Transport`].
+//! - The API: [`ClusterNode::write`], [`ClusterNode::read`], [`ClusterNode::delete`],
+//!   [`ClusterNode::cas`], [`ClusterNode::status`], [`ClusterNode::shutdown`]. Errors are one
+//!   [`NodeError`].
+//! - [`RemoteClient`] talks to a node over QUIC from another process (what `hermes put` uses).
+//! - Reads of Valid keys under a valid lease are answered on the caller's task without waiting
+//!   for the driver (the read fast path).
+//!
+//! Three nodes in one process over the in-memory transport:
+//!
+//! ```
+//! use hermes_core::{Config, Message, NodeId};
+//! use hermes_net::{MemConfig, MemNetwork};
+//! use hermes_node::ClusterNode;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let network = MemNetwork::<Message>::new(MemConfig::default())?;
+//! let ids = [NodeId(1), NodeId(2), NodeId(3)];
+//! let mut nodes = Vec::new();
+//! for id in ids {
+//!     let (transport, inbox) = network.endpoint(id)?;
+//!     nodes.push(ClusterNode::start_with_transport(Config::for_node(id), &ids, transport, inbox)?);
+//! }
+//! for node in &nodes {
+//!     node.wait_active(10_000).await?;
+//! }
+//! nodes[0].write("greeting", "hello").await?;
+//! assert_eq!(nodes[2].read("greeting").await?, "hello");
+//! for node in &nodes {
+//!     node.shutdown().await?;
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![warn(missing_docs)]
+
+mod client;
+pub mod config;
+mod data_dir;
+mod driver;
+mod error;
+mod node;
+mod status;
+mod wire;
+
+pub use client::RemoteClient;
+pub use config::{ClientConfig, NodeConfig, PeerConfig, TlsPaths};
+pub use error::NodeError;
+pub use node::ClusterNode;
+pub use status::{Counters, NodeState, PeerStatus, Status};
+pub use wire::{ClientAnswer, ClientCall};
