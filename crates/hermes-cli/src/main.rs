@@ -1,77 +1,83 @@
-//! `hermes`: the command-line interface of the Hermes workspace.
+//! `hermes`: the command-line interface of the Hermes key-value store.
 //!
-//! Today it runs the deterministic cluster simulator (`hermes simulate`); the cluster commands
-//! (`start`, `dev`, `put`, `get`, …) arrive with the node runtime.
+//! - `hermes dev --nodes 3`: a local cluster on 127.0.0.1 in one command.
+//! - `hermes start --config node.toml`: one node.
+//! - `hermes put|get|delete|cas|status`: talk to a cluster (`--cluster FILE`, `--node ID`).
+//! - `hermes gen-certs`: a cluster CA and certificates.
+//! - `hermes bench`: a closed-loop load generator.
+//! - `hermes simulate`: the deterministic cluster simulator.
+//!
+//! Exit status: 0 success, 2 key not found, 3 compare-and-swap compared a different value,
+//! 1 any other error (one line on stderr).
 
-use clap::{Parser, Subcommand};
-use hermes_core::sim::{SimConfig, Simulation};
+mod cli;
+mod commands;
+mod error;
+mod output;
+
 use std::process::ExitCode;
 
-/// Hermes: a replicated, linearizable key-value store.
-#[derive(Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
+use clap::Parser;
 
-#[derive(Subcommand)]
-enum Command {
-    /// Run the deterministic cluster simulator over a range of seeds and print its figures.
-    Simulate {
-        /// The first seed.
-        #[arg(long, default_value_t = 1)]
-        first: u64,
-        /// How many seeds to run.
-        #[arg(long, default_value_t = 100)]
-        seeds: u64,
-        /// Print every run's figures, not only the summary.
-        #[arg(short, long)]
-        verbose: bool,
-    },
-}
+use crate::cli::{Cli, Command};
+use crate::error::CliError;
 
 fn main() -> ExitCode {
-    match Cli::parse().command {
-        Command::Simulate {
-            first,
-            seeds,
-            verbose,
-        } => simulate(first, seeds, verbose),
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(&err),
+    };
+    let json = cli.client.json;
+    let result = run(cli);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            if json && err.is_request_error() {
+                output::print_json(&err.to_json());
+            } else {
+                eprintln!("error: {}", err.message);
+            }
+            ExitCode::from(err.code)
+        }
     }
 }
 
-fn simulate(first: u64, seeds: u64, verbose: bool) -> ExitCode {
-    let started = std::time::Instant::now();
-    let (mut ops, mut messages, mut view_changes, mut failed) = (0u64, 0u64, 0u64, 0u64);
-    for seed in first..first.saturating_add(seeds) {
-        match Simulation::new(SimConfig::from_seed(seed)).run() {
-            Ok(report) => {
-                if verbose {
-                    println!("{report}");
-                }
-                ops += report.ops;
-                messages += report.messages;
-                view_changes += report.view_changes;
-            }
-            Err(failure) => {
-                failed += 1;
-                eprintln!("{failure}");
-            }
+/// Help and version go to stdout with status 0; a usage error is one line on stderr, status 1.
+fn usage_error(err: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::SUCCESS
+        }
+        _ => {
+            let rendered = err.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("error: {first} (see `hermes --help`)");
+            ExitCode::from(error::EXIT_ERROR)
         }
     }
-    println!(
-        "{seeds} simulated clusters (seeds {first}..{}): {} failed; {ops} client operations, \
-         {messages} messages, {view_changes} view changes, every history linearizable: {} \
-         ({:.1}s)",
-        first.saturating_add(seeds).saturating_sub(1),
-        failed,
-        failed == 0,
-        started.elapsed().as_secs_f64()
-    );
-    if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Simulate(args) => commands::simulate::run(args),
+        Command::GenCerts(args) => commands::gen_certs::run(args),
+        command => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .map_err(|err| CliError::other(format!("cannot start the async runtime: {err}")))?;
+            runtime.block_on(async move {
+                match command {
+                    Command::Start(args) => commands::start::run(args).await,
+                    Command::Dev(args) => commands::dev::run(args).await,
+                    Command::Bench(args) => commands::bench::run(&cli.client, args).await,
+                    other => commands::kv::run(&cli.client, other).await,
+                }
+            })
+        }
     }
 }

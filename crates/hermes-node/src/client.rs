@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hermes_core::{NodeId, Op, Outcome, Ts};
-use hermes_net::{Client, TlsConfig};
+use hermes_net::{Client, NetError, ServerError, TlsConfig};
 
 use crate::config::ClientConfig;
 use crate::wire::{ClientAnswer, ClientCall};
@@ -88,6 +88,15 @@ impl RemoteClient {
     async fn call(&self, call: ClientCall) -> Result<ClientAnswer, NodeError> {
         match tokio::time::timeout(self.request_timeout, self.client.call(call)).await {
             Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(NetError::MessageTooLarge { .. })) => Err(NodeError::InvalidArgument(
+                "the request is larger than a frame (frame_bytes_max)".into(),
+            )),
+            Ok(Err(NetError::Refused(ServerError::Overloaded))) => {
+                Err(NodeError::Overloaded(format!(
+                    "node {} refused the request: its queue is full",
+                    self.node.0
+                )))
+            }
             Ok(Err(err)) => Err(NodeError::NetworkError(format!(
                 "node {}: {err}",
                 self.node.0

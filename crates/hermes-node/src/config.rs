@@ -184,7 +184,7 @@ impl Default for NetworkConfig {
         NetworkConfig {
             queue_len_max: quic.queue_len_max,
             inbox_batches_max: quic.inbox_batches_max,
-            frame_bytes_max: quic.frame_bytes_max,
+            frame_bytes_max: FRAME_BYTES_DEFAULT,
             batch_messages_max: quic.batch_messages_max,
             keep_alive_ms: quic.keep_alive_ms,
             idle_timeout_ms: quic.idle_timeout_ms,
@@ -197,6 +197,12 @@ impl Default for NetworkConfig {
         }
     }
 }
+
+/// Frames of 4 MiB carry the largest default value (1 MiB) with room to spare.
+const FRAME_BYTES_DEFAULT: usize = 4 << 20;
+
+/// Room for the key, the timestamp and the framing around a value in one frame.
+const FRAME_OVERHEAD_BYTES: usize = 4096;
 
 fn empty_tls() -> TlsConfig {
     TlsConfig::empty()
@@ -323,6 +329,16 @@ impl NodeConfig {
         self.quic_config(empty_tls())
             .validate()
             .map_err(|err| format!("network: {err}"))?;
+        let largest = self.protocol.value_bytes_max + self.protocol.key_bytes_max;
+        if largest + FRAME_OVERHEAD_BYTES > self.network.frame_bytes_max {
+            return Err(format!(
+                "network.frame_bytes_max: {} cannot carry a value of protocol.value_bytes_max ({}) \
+                 with its key; raise it to at least {}",
+                self.network.frame_bytes_max,
+                self.protocol.value_bytes_max,
+                largest + FRAME_OVERHEAD_BYTES
+            ));
+        }
         for (field, value) in [
             ("runtime.commands_max", self.runtime.commands_max),
             ("runtime.drain_inputs_max", self.runtime.drain_inputs_max),
@@ -398,7 +414,7 @@ fn default_connect_timeout_ms() -> u64 {
 }
 
 fn default_frame_bytes_max() -> usize {
-    ClientOptions::default().frame_bytes_max
+    FRAME_BYTES_DEFAULT
 }
 
 impl ClientConfig {
