@@ -44,12 +44,16 @@ pub enum Command {
     Dev(DevArgs),
     /// Run one node.
     Start(StartArgs),
-    /// Write a value.
+    /// Write a value: `put KEY VALUE`, or `put KEY --value-file FILE`.
     Put {
         /// The key.
         key: String,
         /// The value.
-        value: String,
+        #[arg(required_unless_present = "value_file")]
+        value: Option<String>,
+        /// Read the value from FILE instead.
+        #[arg(long, value_name = "FILE", conflicts_with = "value")]
+        value_file: Option<PathBuf>,
     },
     /// Read a value: prints it alone on stdout; exit status 2 if the key does not exist.
     Get {

@@ -11,8 +11,6 @@ use crate::NodeError;
 
 const LOCK_FILE: &str = "LOCK";
 const MEMBERSHIP_FILE: &str = "membership.bin";
-/// The records store (`async` and `sync` durability).
-pub(crate) const RECORDS_FILE: &str = "records.redb";
 const MAGIC: &[u8; 8] = b"HRMSMB01";
 
 /// What the membership file holds.
@@ -64,11 +62,6 @@ impl DataDir {
             node_id,
             _lock: lock,
         })
-    }
-
-    /// The directory.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The saved membership state, if this node ran here before.

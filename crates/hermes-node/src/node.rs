@@ -112,7 +112,7 @@ impl Shared {
                 })
                 .collect(),
             pending_requests: node.replica().pending_requests(),
-            uptime_ms: u64::try_from(now.as_micros() / 1000).unwrap_or(u64::MAX),
+            uptime_ms: now.as_micros() / 1000,
             counters,
         }
     }

@@ -41,7 +41,20 @@ pub fn load_cluster(args: &ClientArgs) -> Result<ClientConfig, CliError> {
 async fn execute(client: &RemoteClient, json: bool, command: Command) -> Result<(), CliError> {
     let node = client.node().0;
     match command {
-        Command::Put { key, value } => {
+        Command::Put {
+            key,
+            value,
+            value_file,
+        } => {
+            let value = match (value, value_file) {
+                (Some(value), _) => Bytes::from(value),
+                (None, Some(path)) => Bytes::from(std::fs::read(&path).map_err(|err| {
+                    CliError::other(format!("{}: cannot read: {err}", path.display()))
+                })?),
+                (None, None) => {
+                    return Err(CliError::other("put: give VALUE or --value-file FILE"))
+                }
+            };
             let ts = client.write(key.clone(), value).await?;
             report_update(json, "put", &key, node, ts);
         }
