@@ -3,9 +3,14 @@
 //! ```text
 //! cargo run --release -p hermes-core --example soak -- --seeds 100000   # a long soak
 //! cargo run --release -p hermes-core --example soak -- --seed 1234 -v   # replay one seed
+//! cargo run --release -p hermes-core --example soak -- --durability sync --seeds 1000
 //! ```
+//!
+//! `--durability memory|async|sync` picks the mode (default `memory`); `sync` adds episodes that
+//! crash every node at once.
 
 use hermes_core::sim::{SimConfig, SimReport, Simulation};
+use hermes_core::Durability;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -14,7 +19,11 @@ struct Args {
     count: u64,
     verbose: bool,
     trace: bool,
+    durability: Durability,
 }
+
+const USAGE: &str =
+    "usage: soak [--seeds N] [--first S] [--seed S] [--durability memory|async|sync] [-v] [--trace]";
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -22,6 +31,7 @@ fn parse_args() -> Result<Args, String> {
         count: 200,
         verbose: false,
         trace: false,
+        durability: Durability::Memory,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -39,9 +49,11 @@ fn parse_args() -> Result<Args, String> {
             "--seeds" => args.count = number("--seeds")?,
             "-v" | "--verbose" => args.verbose = true,
             "--trace" => args.trace = true,
-            "-h" | "--help" => {
-                return Err("usage: soak [--seeds N] [--first S] [--seed S] [-v] [--trace]".into());
+            "--durability" => {
+                let text = it.next().ok_or("--durability needs a mode")?;
+                args.durability = text.parse().map_err(|e| format!("--durability: {e}"))?;
             }
+            "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument `{other}` (try --help)")),
         }
     }
@@ -62,7 +74,7 @@ fn main() -> ExitCode {
     let mut recovery_us: Vec<u64> = Vec::new();
     let mut join_us: Vec<u64> = Vec::new();
     for seed in args.first..args.first + args.count {
-        let mut config = SimConfig::from_seed(seed);
+        let mut config = SimConfig::from_seed(seed).with_durability(args.durability);
         config.trace = args.trace;
         match Simulation::new(config).run() {
             Ok(report) => {
@@ -81,17 +93,18 @@ fn main() -> ExitCode {
     }
     let elapsed = started.elapsed();
     println!(
-        "{} seeds ({}..{}), {} failed, in {:.1}s wall",
+        "{} seeds ({}..{}), durability {}, {} failed, in {:.1}s wall",
         args.count,
         args.first,
         args.first + args.count - 1,
+        args.durability,
         failures,
         elapsed.as_secs_f64()
     );
     println!(
         "ops {} (reads {}, writes {}, cas swapped {}, cas failed {}, aborted {}, unknown {}, failed {}); \
          messages {} (lost {}, duplicated {}); view changes {}, replays {}, retransmits {}; \
-         {:.0} simulated ops/s of wall time",
+         restarts {} ({} total crashes); {:.0} simulated ops/s of wall time",
         total.ops,
         total.reads,
         total.writes,
@@ -106,6 +119,8 @@ fn main() -> ExitCode {
         total.view_changes,
         total.replays,
         total.retransmits,
+        total.restarts,
+        total.total_crashes,
         total.ops as f64 / elapsed.as_secs_f64()
     );
     println!(
@@ -150,4 +165,6 @@ fn add(total: &mut SimReport, report: &SimReport) {
     total.view_changes += report.view_changes;
     total.replays += report.replays;
     total.retransmits += report.retransmits;
+    total.restarts += report.restarts;
+    total.total_crashes += report.total_crashes;
 }

@@ -1,8 +1,9 @@
 //! Outputs of the core: data describing the effects the driver must carry out.
 
+use crate::durability::PersistToken;
 use crate::message::Message;
 use crate::op::{OpResult, RequestId};
-use crate::types::NodeId;
+use crate::types::{Key, NodeId, Record};
 
 /// An effect requested by the core, drained with [`crate::Replica::poll_action`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -20,6 +21,17 @@ pub enum Action {
         id: RequestId,
         /// Its result.
         result: OpResult,
+    },
+    /// Write these records to the store (emitted only with `async` or `sync` durability). Each
+    /// is the key's latest record; a later `Persist` may replace it. Under `sync` the node
+    /// waits for [`crate::Node::handle_persisted`] with this token (or a higher one) before
+    /// anything that depends on the records (ACKs, commits, a shadow's promotion); the driver
+    /// never has to block.
+    Persist {
+        /// The records, one per key, in key order.
+        records: Vec<(Key, Record)>,
+        /// The token to report once the records are durable.
+        token: PersistToken,
     },
     /// Write the membership state durably (fsync) before carrying out any later action: a
     /// promise or acceptance sent after it must survive a restart.

@@ -1,5 +1,6 @@
 //! Configuration of a replica, validated before use.
 
+use crate::durability::Durability;
 use crate::error::CoreError;
 use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -37,6 +38,9 @@ pub struct Config {
     pub clock_drift_margin_ms: u64,
     /// The most keys in one state-transfer chunk.
     pub transfer_chunk_keys_max: usize,
+    /// How records are made durable: `memory` (the default), `async` or `sync`; see
+    /// [`Durability`].
+    pub durability: Durability,
 }
 
 impl Default for Config {
@@ -54,6 +58,7 @@ impl Default for Config {
             suspicion_timeout_ms: 500,
             clock_drift_margin_ms: 100,
             transfer_chunk_keys_max: 512,
+            durability: Durability::Memory,
         }
     }
 }

@@ -29,6 +29,7 @@
 
 pub mod action;
 pub mod config;
+pub mod durability;
 pub mod error;
 pub mod history;
 pub mod invariants;
@@ -43,6 +44,7 @@ pub mod view;
 
 pub use action::Action;
 pub use config::Config;
+pub use durability::{Durability, ParseDurabilityError, PersistToken};
 pub use error::CoreError;
 pub use membership::{DurableMembership, Membership, MembershipMessage};
 pub use message::{Ack, Inv, Message, Val};

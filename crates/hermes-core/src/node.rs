@@ -7,16 +7,26 @@
 //! and been promoted.
 //!
 //! Actions are carried out in order; a [`Action::SaveMembership`] must be durable before any
-//! later action is carried out.
+//! later action is carried out. With `async` or `sync` durability the node also emits
+//! [`Action::Persist`]; the driver writes those records (in the background, in groups) and
+//! reports them durable with [`Node::handle_persisted`].
+//!
+//! A node restarts in one of two ways: [`Node::restart`] with its saved membership state and no
+//! data (`memory` durability, or a lost store), or [`Node::recover`] with its store's records
+//! as well (`async` and `sync`). Under `sync` a recovered member of the installed view may be
+//! taken back as a member at once, which lets a cluster whose members all crashed at once form
+//! a view again without losing an acknowledged write (see `docs/ARCHITECTURE.md`, "Durability
+//! and total restart").
 
 use crate::action::Action;
 use crate::config::Config;
+use crate::durability::{Durability, PersistToken};
 use crate::error::CoreError;
 use crate::membership::{DurableMembership, Membership, MembershipMessage, MembershipOutput};
 use crate::message::Message;
 use crate::op::{Op, RequestId};
 use crate::replica::Replica;
-use crate::types::{Epoch, Instant, Key, NodeId, Value};
+use crate::types::{Epoch, Instant, Key, NodeId, Record, Value};
 use crate::view::View;
 use std::collections::VecDeque;
 
@@ -31,6 +41,9 @@ struct Transfer {
     /// When to ask again (another donor) if no chunk arrived.
     retry_at: Instant,
     done: bool,
+    /// Under `sync` durability, the last `Persist` emitted when the copy completed: the shadow
+    /// reports caught up only once it is durable.
+    durable_at: PersistToken,
 }
 
 /// The node's own life-cycle state, as the seed describes it.
@@ -56,6 +69,9 @@ pub struct Node {
     next_join: Instant,
     /// This node asked to leave: once removed it does not rejoin.
     leaving: bool,
+    /// Restarted with its store's records ([`Node::recover`]): once a member again, it replays
+    /// the Invalid keys it holds.
+    recovered: bool,
     actions: VecDeque<Action>,
 }
 
@@ -75,6 +91,7 @@ impl Node {
             transfer: None,
             next_join: now,
             leaving: false,
+            recovered: false,
             actions,
         })
     }
@@ -86,8 +103,24 @@ impl Node {
         saved: DurableMembership,
         now: Instant,
     ) -> Result<Self, CoreError> {
+        Node::start_again(config, saved, false, now)
+    }
+
+    /// A node starting a new incarnation from its saved membership state, rejoining; with
+    /// `keeps_records`, its store still vouches for what [`DurableMembership::complete_store`]
+    /// says.
+    fn start_again(
+        config: Config,
+        saved: DurableMembership,
+        keeps_records: bool,
+        now: Instant,
+    ) -> Result<Self, CoreError> {
         let incarnation = saved.incarnation + 1;
-        let membership = Membership::restore(&config, saved, incarnation, now);
+        let mut membership = Membership::restore(&config, saved, incarnation, now);
+        if !keeps_records {
+            // Without its records the store vouches for nothing: it rejoins as a shadow.
+            membership.forget_records();
+        }
         // Until this incarnation is in a view, the replica sees itself as a shadow: it ACKs INVs
         // but never coordinates (it could reuse a timestamp) and never serves.
         let mut view = membership.view().clone();
@@ -104,11 +137,35 @@ impl Node {
             transfer: None,
             next_join: now,
             leaving: false,
+            recovered: false,
             actions: VecDeque::new(),
         };
         node.actions
             .push_back(Action::SaveMembership(node.membership.durable()));
-        let _ = now;
+        Ok(node)
+    }
+
+    /// A node restarting from its saved membership state and the records of its store (`async`
+    /// and `sync` durability; [`Node::restart`] stays the way back for `memory`).
+    ///
+    /// Like [`Node::restart`], it starts a new incarnation and serves and coordinates nothing
+    /// until that incarnation is in a view. The records are not trusted: each key starts
+    /// Invalid (see [`Replica::load_recovered`]) and is validated by a state transfer or
+    /// replayed before any read or write of it completes. Under `sync` durability, a node that
+    /// its installed view lists as a member may be taken back as a member directly, because
+    /// every acknowledged write is among its records; otherwise it rejoins as a shadow and
+    /// copies the state. `records` and `saved` must come from the same store: the saved state's
+    /// [`DurableMembership::complete_store`] vouches for the records (a node that ran under
+    /// another mode before does not, and rejoins as a shadow once).
+    pub fn recover(
+        config: Config,
+        saved: DurableMembership,
+        records: Vec<(Key, Record)>,
+        now: Instant,
+    ) -> Result<Self, CoreError> {
+        let mut node = Node::start_again(config, saved, true, now)?;
+        node.replica.load_recovered(records);
+        node.recovered = true;
         Ok(node)
     }
 
@@ -154,6 +211,25 @@ impl Node {
         self.sync(now);
     }
 
+    /// Reports that every [`Action::Persist`] up to `token` is durable (see
+    /// [`Replica::handle_persisted`]). Under `sync` durability this releases the ACKs, commits
+    /// and answers that waited for those records, and a shadow's report that it caught up;
+    /// otherwise it changes nothing.
+    pub fn handle_persisted(&mut self, now: Instant, token: PersistToken) {
+        self.refresh_serving(now);
+        let before = self.replica.durable_token();
+        self.replica.handle_persisted(now, token);
+        let after = self.replica.durable_token();
+        let copy_now_durable = self
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.done && before < t.durable_at && t.durable_at <= after);
+        if copy_now_durable && self.config.durability == Durability::Sync {
+            self.announce_caught_up(now);
+        }
+        self.sync(now);
+    }
+
     /// Fires every deadline at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.membership.handle_timeout(now);
@@ -168,8 +244,12 @@ impl Node {
                 .replicas()
                 .filter(|n| *n != me)
                 .collect();
+            let complete_store = self.membership.complete_store();
             for to in peers {
-                let msg = MembershipMessage::Join { incarnation };
+                let msg = MembershipMessage::Join {
+                    incarnation,
+                    complete_store,
+                };
                 self.actions.push_back(Action::Send {
                     to,
                     msg: Message::Membership(msg),
@@ -327,6 +407,7 @@ impl Node {
             self.replica
                 .set_incarnation(u32::try_from(incarnation).unwrap_or(u32::MAX));
             self.rejoining = true;
+            self.recovered = false;
             self.transfer = None;
             self.next_join = now;
         }
@@ -345,11 +426,17 @@ impl Node {
                     donor: me,
                     retry_at: now,
                     done: false,
+                    durable_at: PersistToken(0),
                 });
                 self.request_chunk(now, true);
             }
         } else if view.is_member(me) {
             self.transfer = None;
+            if self.recovered && !self.rejoining {
+                // Back as a member: settle the recovered records nobody validated.
+                self.recovered = false;
+                self.replica.replay_invalid_keys(now);
+            }
         }
     }
 
@@ -433,6 +520,9 @@ impl Node {
         transfer.done = done;
         self.replica.install_transferred(now, entries);
         if done {
+            if let Some(transfer) = self.transfer.as_mut() {
+                transfer.durable_at = self.replica.last_persist_token();
+            }
             self.announce_caught_up(now);
         } else {
             self.request_chunk(now, false);
@@ -440,11 +530,17 @@ impl Node {
     }
 
     /// Tells the members this shadow has all the state, and again later until it is promoted.
+    /// Under `sync` durability it waits until the copied state is durable (the records then
+    /// count for the writes that committed before it became a shadow).
     fn announce_caught_up(&mut self, now: Instant) {
+        let durable = self.replica.durable_token();
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
         transfer.retry_at = now + self.config.heartbeat_interval() * 4;
+        if self.config.durability == Durability::Sync && durable < transfer.durable_at {
+            return; // handle_persisted announces it
+        }
         let epoch = transfer.epoch;
         let incarnation = self.membership.incarnation();
         let members: Vec<NodeId> = self.membership.view().members.iter().copied().collect();

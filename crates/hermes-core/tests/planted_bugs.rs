@@ -2,7 +2,7 @@
 //! simulator (invariants or linearizability) within a bounded number of seeds.
 
 use hermes_core::sim::{FailureKind, OpMix, SimConfig, Simulation};
-use hermes_core::PlantedBug;
+use hermes_core::{Durability, PlantedBug};
 
 /// Runs seeds of `make(seed)` until one fails; returns the failing seed and its kind.
 fn first_failure(
@@ -101,6 +101,26 @@ fn a_view_change_accepted_by_a_minority_is_caught() {
         config
     });
     let (seed, kind, text) = found.expect("minority view changes went unnoticed for 400 seeds");
+    assert!(
+        matches!(kind, FailureKind::Linearizability | FailureKind::Invariant),
+        "seed {seed}: {text}"
+    );
+    eprintln!("caught at seed {seed}: {text}");
+}
+
+/// Under `sync` durability, ACKs and commits that do not wait for the disk lose acknowledged
+/// writes when every node crashes at once.
+#[test]
+fn acking_before_the_record_is_durable_is_caught() {
+    let found = first_failure(400, |seed| {
+        let mut config = SimConfig::from_seed(seed)
+            .with_durability(Durability::Sync)
+            .with_bug(PlantedBug::AckBeforeDurable);
+        // A slow disk, so that a total crash finds acknowledged writes not yet durable.
+        config.persist_delay_us_max = 50_000;
+        config
+    });
+    let (seed, kind, text) = found.expect("ACKs before durability went unnoticed for 400 seeds");
     assert!(
         matches!(kind, FailureKind::Linearizability | FailureKind::Invariant),
         "seed {seed}: {text}"

@@ -8,7 +8,8 @@
 //!   durable at once. Its docs list what an implementation must guarantee.
 //! - [`MemStore`] (in memory) and [`RedbStore`] (one [redb](https://docs.rs/redb) file, crash-safe,
 //!   group commit: many records per transaction, one fsync per `sync`).
-//! - [`Durability`]: the mode chosen in configuration (`memory`, `async`, `sync`).
+//! - [`Durability`]: the mode chosen in configuration (`memory`, `async`, `sync`), defined in
+//!   `hermes-core` and re-exported here.
 //! - [`AsyncWriter`]: a background thread that writes queued batches with group commit, bounded,
 //!   fail-stop, and reports which batches are durable.
 //! - [`testing`]: the conformance suite every implementation passes.
@@ -31,7 +32,6 @@
 #![warn(missing_docs)]
 
 mod codec;
-mod durability;
 mod error;
 mod mem;
 mod redb_store;
@@ -39,7 +39,9 @@ mod store;
 pub mod testing;
 mod writer;
 
-pub use durability::{Durability, ParseDurabilityError};
+/// The durability mode lives in the core, which expresses `sync` with `Persist` actions; it is
+/// re-exported here for configuration code that deals with stores.
+pub use hermes_core::{Durability, ParseDurabilityError};
 pub use error::StoreError;
 pub use mem::MemStore;
 pub use redb_store::{RedbOptions, RedbStore};

@@ -102,6 +102,12 @@ pub enum MembershipMessage {
     Join {
         /// The joiner's incarnation; it grows with every restart.
         incarnation: u64,
+        /// Whether the joiner restarted under `sync` durability with a store that holds every
+        /// write acknowledged in a view listing it as a member (see
+        /// [`crate::DurableMembership::complete_store`]). A view that still lists the joiner as
+        /// a member may then take it back as a member at once (its records Invalid until
+        /// replayed) instead of as a shadow that needs a state transfer.
+        complete_store: bool,
     },
     /// A join refused, with the reason.
     JoinRefused {

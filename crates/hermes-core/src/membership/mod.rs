@@ -23,6 +23,7 @@ mod paxos;
 pub use message::{Ballot, MembershipMessage, TransferEntry};
 
 use crate::config::Config;
+use crate::durability::Durability;
 use crate::sim::SimRng;
 use crate::types::{Epoch, Instant, NodeId};
 use crate::view::View;
@@ -41,6 +42,15 @@ pub struct DurableMembership {
     pub accepted: Option<(Ballot, View)>,
     /// This process's incarnation.
     pub incarnation: u64,
+    /// Under `sync` durability: whether this node's store holds every write acknowledged in a
+    /// view that lists the node as a member. Set when the node's current life becomes a member
+    /// of an installed view (an initial member, a shadow whose state transfer was made durable,
+    /// or a restarted member taken back with its store); kept by [`crate::Node::recover`] (every
+    /// ACK of a rejoining node waits for the disk too); cleared by [`crate::Node::restart`] (no
+    /// records) and by installing a view that does not list the node as a member (writes may
+    /// commit without it from then on). Always `false` in other modes.
+    #[serde(default)]
+    pub complete_store: bool,
 }
 
 /// What the membership service asks its node to do.
@@ -70,6 +80,9 @@ struct Proposal {
 pub struct Membership {
     me: NodeId,
     incarnation: u64,
+    durability: Durability,
+    /// See [`DurableMembership::complete_store`].
+    complete_store: bool,
     heartbeat_interval: Duration,
     lease: Duration,
     grant_wait: Duration,
@@ -99,8 +112,9 @@ pub struct Membership {
     proposal: Option<Proposal>,
     round_seen: u64,
     propose_after: Option<Instant>,
-    /// Joiners waiting to be added as shadows, with their incarnation.
-    joiners: BTreeMap<NodeId, u64>,
+    /// Joiners waiting to be added, with their incarnation and whether their store holds every
+    /// acknowledged write (`sync` durability, see [`MembershipMessage::Join`]).
+    joiners: BTreeMap<NodeId, (u64, bool)>,
     /// Shadows that reported a complete state transfer.
     caught_up: BTreeSet<NodeId>,
     /// Nodes that asked to leave the cluster.
@@ -117,9 +131,14 @@ impl Membership {
     pub fn new(config: &Config, view: View, incarnation: u64, now: Instant) -> Self {
         let me = config.node_id;
         let last_heard = view.replicas().map(|n| (n, now)).collect();
+        let complete_store = config.durability == Durability::Sync
+            && view.is_member(me)
+            && view.incarnation(me) == incarnation;
         Membership {
             me,
             incarnation,
+            durability: config.durability,
+            complete_store,
             heartbeat_interval: config.heartbeat_interval(),
             lease: config.lease(),
             grant_wait: config.grant_wait(),
@@ -159,6 +178,7 @@ impl Membership {
         now: Instant,
     ) -> Self {
         let mut membership = Membership::new(config, saved.view, incarnation, now);
+        membership.complete_store = saved.complete_store && config.durability == Durability::Sync;
         membership.promised = saved.promised;
         membership.accepted = saved.accepted;
         membership.round_seen = saved.promised.round;
@@ -209,6 +229,7 @@ impl Membership {
             promised: self.promised,
             accepted: self.accepted.clone(),
             incarnation: self.incarnation,
+            complete_store: self.complete_store,
         }
     }
 
@@ -253,9 +274,30 @@ impl Membership {
     /// Starts a new incarnation (after this node's state was discarded) and saves it.
     pub(crate) fn bump_incarnation(&mut self) -> u64 {
         self.incarnation += 1;
+        self.complete_store = false;
         self.outputs
             .push_back(MembershipOutput::Save(self.durable()));
         self.incarnation
+    }
+
+    /// This node restarted without its records: its store no longer vouches for anything.
+    pub(crate) fn forget_records(&mut self) {
+        self.complete_store = false;
+    }
+
+    /// Whether this node's store holds every write acknowledged in a view that lists it as a
+    /// member (see [`DurableMembership::complete_store`]).
+    pub fn complete_store(&self) -> bool {
+        self.complete_store
+    }
+
+    /// Whether `node`, rejoining with a store that holds every write acknowledged in a view
+    /// listing it as a member (`complete_store`), may come back as a member at once: if this
+    /// view lists it as a member, no write committed without its durable ACK since it was
+    /// (every commit of this view or an earlier one that listed it waited for that ACK), so it
+    /// misses none. Only under `sync` durability.
+    fn may_readmit(&self, node: NodeId, complete_store: bool) -> bool {
+        self.durability == Durability::Sync && self.view.is_member(node) && complete_store
     }
 
     /// Marks `shadow` as done with its state transfer (it will be promoted).
@@ -348,7 +390,10 @@ impl Membership {
                 let view = self.view.clone();
                 self.send(from, MembershipMessage::Decided { view });
             }
-            MembershipMessage::Join { incarnation } => self.on_join(now, from, incarnation),
+            MembershipMessage::Join {
+                incarnation,
+                complete_store,
+            } => self.on_join(now, from, incarnation, complete_store),
             MembershipMessage::JoinRefused { reason } => self
                 .outputs
                 .push_back(MembershipOutput::JoinRefused(reason)),
@@ -388,7 +433,16 @@ impl Membership {
         self.propose_after = None;
         self.rounds.clear();
         self.joiners
-            .retain(|n, inc| !view.contains(*n) || view.incarnation(*n) < *inc);
+            .retain(|n, (inc, _)| !view.contains(*n) || view.incarnation(*n) < *inc);
+        if !view.is_member(self.me) {
+            // Writes may commit without this node from now on.
+            self.complete_store = false;
+        } else if self.durability == Durability::Sync
+            && view.incarnation(self.me) == self.incarnation
+        {
+            // A member in this life: caught up (durably), or taken back with its store.
+            self.complete_store = true;
+        }
         self.caught_up.retain(|n| view.shadows.contains(n));
         self.leavers.retain(|n| view.contains(*n));
         for node in view.replicas() {
@@ -421,7 +475,7 @@ impl Membership {
         self.propose_after = Some(now + Duration::from_micros(base + jitter));
     }
 
-    fn on_join(&mut self, now: Instant, from: NodeId, incarnation: u64) {
+    fn on_join(&mut self, now: Instant, from: NodeId, incarnation: u64, complete_store: bool) {
         if !self.view.is_member(self.me) {
             return;
         }
@@ -442,7 +496,7 @@ impl Membership {
             }
             return;
         }
-        self.joiners.insert(from, incarnation);
+        self.joiners.insert(from, (incarnation, complete_store));
         // A rejoining node starts its state transfer over.
         self.caught_up.remove(&from);
         self.consider_proposing(now);
@@ -469,10 +523,23 @@ impl Membership {
             next.members.remove(node);
             next.shadows.remove(node);
         }
-        for (node, incarnation) in &self.joiners {
-            next.members.remove(node);
-            next.shadows.insert(*node);
+        for (node, (incarnation, complete_store)) in &self.joiners {
+            if self.may_readmit(*node, *complete_store) {
+                next.shadows.remove(node);
+                next.members.insert(*node);
+            } else {
+                next.members.remove(node);
+                next.shadows.insert(*node);
+            }
             next.incarnations.insert(*node, *incarnation);
+        }
+        // A restarted member holding its records takes itself back (after a restart of every
+        // member at once, nobody else is there to do it).
+        if self.incarnation != self.view.incarnation(self.me)
+            && self.may_readmit(self.me, self.complete_store)
+            && next.members.contains(&self.me)
+        {
+            next.incarnations.insert(self.me, self.incarnation);
         }
         for node in self
             .caught_up

@@ -116,9 +116,24 @@ impl Membership {
         if proposal.promises.len() < majority {
             return;
         }
-        // Paxos: adopt the accepted view with the highest ballot, if any.
-        if let Some((_, view)) = proposal.promises.values().flatten().max_by_key(|(b, _)| *b) {
-            proposal.view = view.clone();
+        // Paxos: adopt the accepted view with the highest ballot, if any. Otherwise the value is
+        // free: propose what is wanted now, so that joiners that asked while the acceptors waited
+        // out their leases come in with this view change rather than the next.
+        let accepted = proposal
+            .promises
+            .values()
+            .flatten()
+            .max_by_key(|(b, _)| *b)
+            .map(|(_, view)| view.clone());
+        let view = match accepted {
+            Some(view) => Some(view),
+            None => self.desired_view(now).filter(|v| v.epoch == epoch),
+        };
+        let Some(proposal) = self.proposal.as_mut() else {
+            return;
+        };
+        if let Some(view) = view {
+            proposal.view = view;
         }
         proposal.accepting = true;
         let view = proposal.view.clone();

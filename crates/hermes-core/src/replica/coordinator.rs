@@ -31,6 +31,7 @@ impl Replica {
             entry.ts.next_write(me)
         }
         .with_incarnation(self.incarnation);
+        let previous = entry.ts;
         entry.ts = ts;
         entry.value = value.clone();
         entry.state = KeyState::Write;
@@ -49,6 +50,7 @@ impl Replica {
         if let Some(request) = self.requests.get_mut(&id) {
             request.coordinating = true;
         }
+        self.record_changed(key, previous);
         let inv = Inv {
             key: key.clone(),
             ts,
@@ -96,6 +98,26 @@ impl Replica {
         self.check_complete(now, key);
     }
 
+    /// Replays every Invalid key that no local update drives, with its original timestamp and
+    /// value. A node restarted with its records calls this once it is a member again: nobody
+    /// else may hold its recovered records, and the replays settle them (a higher timestamp held
+    /// elsewhere wins through the usual rules). Only a member replays.
+    pub fn replay_invalid_keys(&mut self, now: Instant) {
+        if !self.view.is_member(self.id()) {
+            return;
+        }
+        let invalid: Vec<Key> = self
+            .keys
+            .iter()
+            .filter(|(_, e)| e.state == KeyState::Invalid && e.pending.is_none())
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in invalid {
+            self.start_replay(now, &key);
+        }
+        self.end_input(now);
+    }
+
     /// Replays `key` if it is Invalid and the node whose INV it adopted has left the view.
     /// Returns whether a replay started.
     pub(super) fn replay_if_orphaned(&mut self, now: Instant, key: &Key) -> bool {
@@ -130,7 +152,8 @@ impl Replica {
         self.check_complete(now, &ack.key);
     }
 
-    /// Completes the pending update of `key` if every replica of the view has ACKed it.
+    /// Completes the pending update of `key` if every replica of the view has ACKed it and (under
+    /// `sync` durability) its record is durable here.
     pub(super) fn check_complete(&mut self, now: Instant, key: &Key) {
         let me = self.id();
         let Some(pending) = self.keys.get(key).and_then(|e| e.pending.as_ref()) else {
@@ -143,7 +166,7 @@ impl Replica {
             .view
             .replicas()
             .all(|n| n == me || pending.acks.contains(&n));
-        if all_acked {
+        if all_acked && self.is_durable(key, pending.ts) {
             self.complete(now, key);
         }
     }
@@ -191,7 +214,7 @@ impl Replica {
                 self.send(to, val.clone());
             }
         }
-        self.finish_update(&pending);
+        self.finish_update(key, &pending);
         if validate {
             self.became_valid(key);
         } else {
@@ -200,8 +223,9 @@ impl Replica {
         self.mark_resume(key);
     }
 
-    /// Answers the client of a finished (committed or superseded-and-complete) update.
-    pub(super) fn finish_update(&mut self, pending: &Pending) {
+    /// Answers the client of a finished (committed or superseded-and-complete) update of `key`,
+    /// once (under `sync` durability) its record is durable here.
+    pub(super) fn finish_update(&mut self, key: &Key, pending: &Pending) {
         let Some(client) = pending.client else {
             return;
         };
@@ -215,7 +239,7 @@ impl Replica {
                 Outcome::Written { ts: pending.ts }
             }
         };
-        self.answer(client, Ok(outcome));
+        self.answer_when_durable(key, pending.ts, client, outcome);
     }
 
     /// The key just became Valid (at a timestamp above any RMW that lost here): answer the lost

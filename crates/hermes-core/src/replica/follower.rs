@@ -22,6 +22,7 @@ impl Replica {
             .or_insert_with(KeyEntry::absent);
         match inv.ts.cmp(&entry.ts) {
             Ordering::Greater => {
+                let previous = entry.ts;
                 entry.ts = inv.ts;
                 entry.value = inv.value;
                 entry.last_writer = from;
@@ -49,7 +50,8 @@ impl Replica {
                     }
                 }
                 let invalid = entry.state == KeyState::Invalid;
-                self.send_ack(from, inv.key.clone(), inv.ts, inv.ts);
+                self.record_changed(&inv.key, previous);
+                self.ack_when_durable(from, inv.key.clone(), inv.ts, inv.ts);
                 if invalid {
                     // A new update is in flight: give it a full timeout before replaying.
                     self.set_key_deadline(&inv.key, None);
@@ -68,7 +70,7 @@ impl Replica {
                 if entry.state != KeyState::Write {
                     entry.last_writer = from;
                 }
-                self.send_ack(from, inv.key, inv.ts, inv.ts);
+                self.ack_when_durable(from, inv.key, inv.ts, inv.ts);
             }
             Ordering::Less => {
                 if inv.is_rmw {
@@ -82,7 +84,7 @@ impl Replica {
                     self.send(from, Message::Inv(reply));
                 } else {
                     let held = entry.ts;
-                    self.send_ack(from, inv.key, inv.ts, held);
+                    self.ack_when_durable(from, inv.key, inv.ts, held);
                 }
             }
         }
@@ -104,7 +106,7 @@ impl Replica {
         if let Some(pending) = pending {
             // Trans: our superseded update completes with the higher one. Write/Replay: someone
             // replayed our own update to completion.
-            self.finish_update(&pending);
+            self.finish_update(&val.key, &pending);
         }
         self.became_valid(&val.key);
         self.mark_resume(&val.key);

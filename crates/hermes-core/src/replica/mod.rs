@@ -12,6 +12,7 @@
 mod coordinator;
 mod follower;
 mod key;
+mod persist;
 mod requests;
 mod timers;
 mod transfer;
@@ -59,6 +60,10 @@ pub struct Stats {
     pub invalid_arguments: u64,
     /// Requests that timed out.
     pub timeouts: u64,
+    /// `Persist` actions emitted (`async` and `sync` durability).
+    pub persists: u64,
+    /// ACKs that waited for their record to become durable (`sync` durability).
+    pub acks_after_persist: u64,
 }
 
 /// A bug that can be planted on purpose, to prove that the simulator and the checkers catch it.
@@ -75,6 +80,9 @@ pub enum PlantedBug {
     SkipLeaseWait,
     /// Decide views with a single acceptor instead of a majority.
     MinorityViews,
+    /// Under `sync` durability, ACK INVs and commit updates without waiting for their records to
+    /// be durable (a crash of every node may then lose acknowledged writes).
+    AckBeforeDurable,
 }
 
 /// A client request admitted and not yet answered.
@@ -103,6 +111,7 @@ pub struct Replica {
     /// Keys whose stalled requests must be re-examined before the current input returns.
     to_resume: Vec<Key>,
     actions: VecDeque<Action>,
+    persistence: persist::Persistence,
     stats: Stats,
     #[cfg(feature = "planted-bugs")]
     planted_bug: Option<PlantedBug>,
@@ -126,6 +135,7 @@ impl Replica {
             stalled: BTreeSet::new(),
             to_resume: Vec::new(),
             actions: VecDeque::new(),
+            persistence: persist::Persistence::default(),
             stats: Stats::default(),
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
@@ -166,7 +176,7 @@ impl Replica {
             Message::Val(val) => self.on_val(now, from, val),
             Message::Membership(_) => return, // handled by the membership service
         }
-        self.resume_marked(now);
+        self.end_input(now);
     }
 
     /// Sets whether this replica may serve local reads (holds a lease in the current view).
@@ -178,7 +188,7 @@ impl Replica {
         self.serving = serving;
         if serving {
             self.to_resume.extend(self.stalled.iter().cloned());
-            self.resume_marked(now);
+            self.end_input(now);
         }
     }
 
@@ -341,5 +351,12 @@ impl Replica {
         while let Some(key) = self.to_resume.pop() {
             self.run_waiting(now, &key);
         }
+    }
+
+    /// Finishes an input: resumes the requests it unblocked, then persists the records it changed
+    /// (one `Persist` per input).
+    fn end_input(&mut self, now: Instant) {
+        self.resume_marked(now);
+        self.flush_records();
     }
 }

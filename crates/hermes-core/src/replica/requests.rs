@@ -65,7 +65,7 @@ impl Replica {
         if self.requests.get(&id).is_some_and(|r| !r.coordinating) {
             self.stats.stalls += 1;
         }
-        self.resume_marked(now);
+        self.end_input(now);
     }
 
     fn check_op(&self, op: &Op) -> Result<(), String> {

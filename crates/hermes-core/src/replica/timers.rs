@@ -28,7 +28,7 @@ impl Replica {
             self.set_key_deadline(&key, None);
             self.on_key_deadline(now, &key);
         }
-        self.resume_marked(now);
+        self.end_input(now);
     }
 
     fn on_key_deadline(&mut self, now: Instant, key: &Key) {

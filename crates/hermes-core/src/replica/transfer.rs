@@ -52,6 +52,7 @@ impl Replica {
                 && entry.state == KeyState::Invalid
                 && entry.pending.is_none();
             if newer && entry.pending.is_none() {
+                let previous = entry.ts;
                 entry.ts = incoming.ts;
                 entry.value = incoming.value;
                 entry.is_rmw = incoming.is_rmw;
@@ -62,6 +63,7 @@ impl Replica {
                     KeyState::Invalid
                 };
                 entry.known_max = entry.known_max.max(incoming.ts);
+                self.record_changed(&incoming.key, previous);
             } else if validates {
                 entry.state = KeyState::Valid;
             } else {
@@ -69,7 +71,7 @@ impl Replica {
             }
             self.mark_resume(&incoming.key);
         }
-        self.resume_marked(now);
+        self.end_input(now);
     }
 
     /// Answers every request in flight (with a timeout whose outcome is unknown for started
@@ -82,6 +84,7 @@ impl Replica {
             self.answer(id, Err(RequestError::Timeout { outcome_unknown }));
         }
         self.keys.clear();
+        self.forget_persistence();
         self.key_deadlines.clear();
         self.request_deadlines.clear();
         self.stalled.clear();

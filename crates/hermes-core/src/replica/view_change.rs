@@ -18,6 +18,7 @@ impl Replica {
         }
         self.view = view;
         self.stats.view_changes += 1;
+        self.forget_owed_acks();
         let me = self.id();
         let epoch = self.view.epoch;
         let in_view = self.view.contains(me);
@@ -57,6 +58,6 @@ impl Replica {
             }
         }
         self.to_resume.extend(self.stalled.iter().cloned());
-        self.resume_marked(now);
+        self.end_input(now);
     }
 }

@@ -2,6 +2,7 @@
 
 use super::rng::SimRng;
 use crate::config::Config;
+use crate::durability::Durability;
 use crate::replica::PlantedBug;
 use crate::types::NodeId;
 
@@ -45,7 +46,19 @@ pub struct SimConfig {
     /// Each replica's clock-rate error is drawn within ± this bound, in parts per million (kept
     /// within what `clock_drift_margin_ms` covers).
     pub clock_drift_ppm: u64,
-    /// The replica configuration template (`node_id` is set per replica).
+    /// Episodes, after the others, that crash every node at once; each node restarts after its
+    /// own delay, and a second total crash may strike while they recover. Only survivable
+    /// with `sync` durability (`replica.durability`), which [`SimConfig::with_durability`]
+    /// sets them up for.
+    pub total_crashes: u32,
+    /// The longest a `Persist` waits before the simulated store makes it durable, in
+    /// microseconds (each wait is uniform up to this; everything queued by then is made durable
+    /// together, as a group commit does). A crash loses what is not durable yet.
+    pub persist_delay_us_max: u64,
+    /// The replica configuration template (`node_id` is set per replica). Its `durability`
+    /// chooses the mode: with `async` and `sync` every node keeps a simulated store, and a
+    /// crashed node comes back with [`crate::Node::recover`]; with `memory` it comes back empty
+    /// with [`crate::Node::restart`].
     pub replica: Config,
     /// A protocol bug planted in every replica (needs the `planted-bugs` feature).
     pub planted_bug: Option<PlantedBug>,
@@ -110,6 +123,8 @@ impl SimConfig {
             first_victim: None,
             crash_mid_broadcast: rng.chance(0.3),
             clock_drift_ppm: rng.between(0, drift_bound_ppm * 4 / 10),
+            total_crashes: 0,
+            persist_delay_us_max: 2_000,
             replica: Config {
                 node_id: NodeId(1),
                 message_loss_timeout_ms,
@@ -123,11 +138,27 @@ impl SimConfig {
                 suspicion_timeout_ms: heartbeat_interval_ms * rng.between(4, 6),
                 clock_drift_margin_ms,
                 transfer_chunk_keys_max: rng.between(1, 4) as usize,
+                durability: Durability::Memory,
             },
             planted_bug: None,
             trace: false,
             time_limit_ms: 60_000,
         }
+    }
+
+    /// This configuration under `durability`. The store's latency is drawn from the seed; under
+    /// `sync`, one or two episodes that crash every node at once (also drawn from the seed) follow
+    /// the other fault episodes. The draws do not disturb the rest of the configuration, so a
+    /// seed keeps its cluster, workload and other faults in every mode.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        let mut rng = SimRng::new(self.seed ^ 0xD0AB_1E00_5EED_0002);
+        self.replica.durability = durability;
+        self.persist_delay_us_max = rng.between(100, 5_000);
+        self.total_crashes = match durability {
+            Durability::Sync => rng.between(1, 2) as u32,
+            Durability::Memory | Durability::Async => 0,
+        };
+        self
     }
 
     /// This configuration with a planted bug.

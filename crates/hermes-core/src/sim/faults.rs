@@ -7,7 +7,8 @@ use std::time::Duration;
 
 impl Simulation {
     /// Schedules the fault episodes and returns when the last one is over. Crashed nodes always
-    /// restart, with their membership state and without their data (`memory` durability).
+    /// restart, with their membership state, and with what their store made durable (`async`,
+    /// `sync`) or without data (`memory`). The total-crash episodes come last.
     pub(super) fn schedule_faults(&mut self) -> Instant {
         let n = self.nodes.len();
         let config = &self.config.replica;
@@ -76,7 +77,38 @@ impl Simulation {
             }
             at = at + length + Duration::from_micros(self.rng.between(lease_us, 4 * lease_us));
         }
+        for _ in 0..self.config.total_crashes {
+            at = self.schedule_total_crash(at);
+        }
         at
+    }
+
+    /// Crashes every node at `at`; each restarts after its own delay (up to two leases), and half
+    /// the time every node crashes again while they recover. Returns when the cluster has had
+    /// time to form a view again.
+    fn schedule_total_crash(&mut self, at: Instant) -> Instant {
+        let lease_us = self.config.replica.lease_ms * 1_000;
+        let mut crash_at = at;
+        let repeats = if self.rng.chance(0.5) { 2 } else { 1 };
+        let mut back_by = at;
+        for _ in 0..repeats {
+            let delays: Vec<Duration> = (0..self.nodes.len())
+                .map(|_| Duration::from_micros(self.rng.between(1_000, 2 * lease_us)))
+                .collect();
+            let first_back = delays.iter().min().copied().unwrap_or_default();
+            let last_back = delays.iter().max().copied().unwrap_or_default();
+            self.push(
+                crash_at,
+                Event::CrashAll {
+                    restart_after: delays,
+                },
+            );
+            back_by = crash_at + last_back;
+            crash_at = crash_at
+                + first_back
+                + Duration::from_micros(self.rng.between(1_000, 2 * lease_us));
+        }
+        back_by + Duration::from_micros(self.rng.between(4 * lease_us, 8 * lease_us))
     }
 
     /// Cuts every link between `group` and the other nodes, both ways, for `length`.

@@ -10,9 +10,17 @@
 //! Each run has a **safety phase** (faults on; the invariants of [`crate::invariants`] plus the
 //! membership ones after every event) and a **liveness phase** (faults healed: the cluster must
 //! converge to one view whose members are exactly the live nodes, then every live node must
-//! commit a write and serve a read of every key in bounded simulated time). The client history
-//! of both phases is checked with [`crate::history`]. A failure names its seed and the command
-//! that replays it.
+//! read, commit a write to and read again every key in bounded simulated time). The client
+//! history of both phases is checked with [`crate::history`]; the first reads of the liveness
+//! phase make that check fail if an acknowledged write was lost. A failure names its seed and
+//! the command that replays it.
+//!
+//! The durability mode is `replica.durability` ([`SimConfig::with_durability`]). With `async`
+//! and `sync` each node has a simulated store: `Persist` actions become durable after a random
+//! delay in group commits reported with `handle_persisted`, a crash loses what is not durable,
+//! and a crashed node comes back with [`Node::recover`]. Under `sync` the run also crashes
+//! every node at once (possibly twice in a row) and checks that the cluster comes back with
+//! every acknowledged write.
 //!
 //! ```
 //! use hermes_core::sim::{SimConfig, Simulation};
@@ -25,6 +33,7 @@ mod config;
 mod faults;
 mod report;
 mod rng;
+mod store;
 mod workload;
 
 pub use config::{OpMix, SimConfig};
@@ -33,6 +42,7 @@ pub use rng::SimRng;
 
 use crate::action::Action;
 use crate::config::Config;
+use crate::durability::Durability;
 use crate::invariants::{self, CommitLog};
 use crate::membership::DurableMembership;
 use crate::message::Message;
@@ -43,6 +53,7 @@ use crate::types::{Epoch, Instant, Key, NodeId, Ts};
 use crate::view::View;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use store::SimStore;
 use workload::Workload;
 
 /// More events than this in one run is a livelock.
@@ -74,6 +85,15 @@ enum Event {
     Restart {
         node: usize,
     },
+    /// Every node crashes at once; each restarts after its own delay.
+    CrashAll {
+        restart_after: Vec<Duration>,
+    },
+    /// The store of `node` (in its life `life`) makes queued records durable.
+    GroupCommit {
+        node: usize,
+        life: u64,
+    },
     Cut {
         from: usize,
         to: usize,
@@ -97,6 +117,11 @@ struct SimNode {
     timer: Option<Instant>,
     /// Timestamps last seen per key, to check that they never decrease.
     last_ts: BTreeMap<Key, Ts>,
+    /// The node's store (`async` and `sync` durability); it survives crashes.
+    store: SimStore,
+    /// Counts the node's crashes, so that a store's group commit scheduled by one life of the
+    /// process never reports to the next.
+    life: u64,
 }
 
 impl SimNode {
@@ -164,6 +189,8 @@ impl Simulation {
                     drift_ppm: rng.between(0, 2 * drift) as i64 - drift as i64,
                     timer: None,
                     last_ts: BTreeMap::new(),
+                    store: SimStore::default(),
+                    life: 0,
                 }
             })
             .collect();
@@ -268,6 +295,7 @@ impl Simulation {
             kind,
             detail,
             planted: self.config.planted_bug.is_some(),
+            durability: self.config.replica.durability,
         }
     }
 
@@ -289,6 +317,7 @@ impl Simulation {
                 | Event::Timer { .. }
                 | Event::ClientIssue { .. }
                 | Event::CheckConvergence
+                | Event::GroupCommit { .. }
         ) {
             self.trace(|| format!("{event:?}"));
         }
@@ -359,6 +388,18 @@ impl Simulation {
                 self.restart(node);
                 Some(node)
             }
+            Event::CrashAll { restart_after } => {
+                self.report.total_crashes += 1;
+                self.crash_armed = None;
+                for (node, delay) in restart_after.into_iter().enumerate() {
+                    self.crash_now(node, Some(delay));
+                }
+                None
+            }
+            Event::GroupCommit { node, life } => {
+                self.on_group_commit(node, life)?;
+                None
+            }
             Event::Cut { from, to } => {
                 if self.faults_on {
                     self.cut.insert((from, to));
@@ -424,9 +465,16 @@ impl Simulation {
             self.trace(|| format!("n{} spared: the cluster could not recover", node + 1));
             return;
         }
+        self.crash_now(node, restart_after);
+    }
+
+    /// Crashes `node` (its store keeps only what is durable) and schedules its restart.
+    fn crash_now(&mut self, node: usize, restart_after: Option<Duration>) {
         if self.nodes[node].node.take().is_none() {
             return;
         }
+        self.nodes[node].store.crash();
+        self.nodes[node].life += 1;
         self.nodes[node].timer = None;
         self.crash_times.push(self.now);
         self.workload.node_crashed(node);
@@ -447,9 +495,15 @@ impl Simulation {
             ..self.config.replica.clone()
         };
         let local = self.local_now(node);
+        let restarted = match config.durability {
+            Durability::Memory => Node::restart(config, saved, local),
+            Durability::Async | Durability::Sync => {
+                let records = self.nodes[node].store.records();
+                Node::recover(config, saved, records, local)
+            }
+        };
         #[allow(unused_mut)]
-        let mut restarted =
-            Node::restart(config, saved, local).expect("the simulator builds valid configurations");
+        let mut restarted = restarted.expect("the simulator builds valid configurations");
         #[cfg(feature = "planted-bugs")]
         if let Some(bug) = self.config.planted_bug {
             restarted.plant_bug(bug);
@@ -591,6 +645,7 @@ impl Simulation {
                     self.transmit(node, to.0 as usize - 1, msg);
                 }
                 Action::Reply { id, result } => self.on_reply(node, id, result)?,
+                Action::Persist { records, token } => self.on_persist(node, records, token),
                 Action::SaveMembership(state) => self.nodes[node].saved = Some(state),
                 Action::ViewInstalled(view) => self.on_view_installed(node, view)?,
                 Action::JoinRefused(reason) => {
@@ -778,6 +833,7 @@ impl Simulation {
                         kind: FailureKind::Invariant,
                         detail,
                         planted: self.config.planted_bug.is_some(),
+                        durability: self.config.replica.durability,
                     });
                 }
                 *last = entry.ts;

@@ -1,5 +1,6 @@
 //! What a simulated run reports: its figures, or the failure with the command that replays it.
 
+use crate::durability::Durability;
 use crate::types::Instant;
 use std::fmt;
 
@@ -46,6 +47,8 @@ pub struct SimReport {
     pub history_ops: u64,
     /// Nodes restarted after a crash.
     pub restarts: u64,
+    /// Episodes that crashed every node at once.
+    pub total_crashes: u64,
     /// When the liveness phase found the cluster converged.
     pub convergence_time: Instant,
     /// For each crash, the simulated time until the next committed write anywhere, in µs.
@@ -61,7 +64,7 @@ impl fmt::Display for SimReport {
             "seed {} ({} nodes): {} ops in {} simulated ({} steps): {} reads, {} writes, \
              {} cas swapped, {} cas failed, {} aborted, {} unknown, {} failed; \
              {} messages ({} lost, {} duplicated), {} view changes, {} replays, {} retransmits; \
-             {} restarts; history of {} ops linearizable",
+             {} restarts ({} total crashes); history of {} ops linearizable",
             self.seed,
             self.nodes,
             self.ops,
@@ -81,6 +84,7 @@ impl fmt::Display for SimReport {
             self.replays,
             self.retransmits,
             self.restarts,
+            self.total_crashes,
             self.history_ops
         )
     }
@@ -112,19 +116,25 @@ pub struct SimFailure {
     pub detail: String,
     /// Whether a bug was planted on purpose.
     pub planted: bool,
+    /// The durability mode of the run.
+    pub durability: Durability,
 }
 
 impl fmt::Display for SimFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "seed {} failed at step {} ({}): {:?}: {}\nreplay with: cargo run -p hermes-core --example soak -- --seed {}{}",
+            "seed {} failed at step {} ({}): {:?}: {}\nreplay with: cargo run -p hermes-core --example soak -- --seed {}{}{}",
             self.seed,
             self.step,
             self.sim_time,
             self.kind,
             self.detail,
             self.seed,
+            match self.durability {
+                Durability::Memory => String::new(),
+                mode => format!(" --durability {mode}"),
+            },
             if self.planted { " (a planted bug was active)" } else { "" }
         )
     }

@@ -291,7 +291,9 @@ impl Workload {
             && self.inflight.is_empty()
     }
 
-    /// Gives one client of each live member a write and a read of every key.
+    /// Gives one client of each live member a read, a write and a read of every key. The first
+    /// read checks that every acknowledged write survived the faults (crashes of every node
+    /// included): the history check fails if it returns an older value.
     pub fn start_liveness_phase(&mut self, members: Vec<usize>) {
         self.phase = Phase::Liveness;
         for node in members {
@@ -309,6 +311,7 @@ impl Workload {
                     String::from_utf8_lossy(&key)
                 ));
                 let plan = &mut self.clients[index].liveness_plan;
+                plan.push_back(Op::Read { key: key.clone() });
                 plan.push_back(Op::Write {
                     key: key.clone(),
                     value,

@@ -1,4 +1,5 @@
-//! The durability mode a node runs with, chosen in configuration.
+//! The durability mode a node runs with, chosen in configuration, and the token that names one
+//! [`crate::Action::Persist`].
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -6,15 +7,14 @@ use std::str::FromStr;
 
 /// How a node makes its records durable. Written in configuration as `memory`, `async` or `sync`.
 ///
-/// | mode | what a node does with its store | what survives |
+/// | mode | what the core does | what survives |
 /// |---|---|---|
-/// | `memory` | nothing (records live in the replica only) | a crash of fewer than all replicas loses nothing: a restarted node rejoins empty and copies the state from a live replica |
-/// | `async` | hands every committed record to an [`AsyncWriter`](crate::AsyncWriter), which writes in the background in groups (one transaction and one `sync` per group); requests never wait for the disk | as `memory`; in addition a restarted node comes back with everything it had written (fast rejoin), and a whole-cluster power loss loses at most the records still queued in the writers |
-/// | `sync` | a follower ACKs an INV, and a coordinator reports a write done, only after the record is durable: the core emits `Persist` actions and waits for `handle_persisted` (it never blocks); the node hands each `Persist` to an [`AsyncWriter`](crate::AsyncWriter) with its token and reports it persisted when the writer says it is durable, so concurrent writes share one fsync | a whole-cluster power loss loses no acknowledged write |
+/// | `memory` | emits no [`Persist`](crate::Action::Persist) (records live in the replica only) | a crash of fewer than all replicas loses nothing: a restarted node ([`Node::restart`](crate::Node::restart)) rejoins empty and copies the state from a live replica. A crash of every replica at once loses the data, and the cluster cannot form a view again by itself |
+/// | `async` | emits a `Persist` whenever a key takes a newer record; nothing waits for [`handle_persisted`](crate::Node::handle_persisted) | as `memory`; in addition a restarted node ([`Node::recover`](crate::Node::recover)) comes back with what it had written. A crash of every replica at once may lose the last acknowledged writes (those still queued), so recovered records are never trusted on their own: the cluster does not re-form by itself after a total crash |
+/// | `sync` | emits `Persist` as in `async`; a follower ACKs an INV, and a coordinator commits (sends its VAL and answers the client), only once the record is durable; a shadow reports caught up only once its copied state is durable | no acknowledged write is lost, even when every replica crashes at once: the members of the last view restart with [`Node::recover`](crate::Node::recover) and form a new view among themselves |
 ///
-/// In every mode a restarted node still rejoins through membership and catches up before it
-/// serves; persistence shortens that catch-up and, in `sync` mode, protects against losing every
-/// replica at once.
+/// In every mode a restarted node rejoins through the membership service before it serves or
+/// coordinates; its recovered records start Invalid and are validated by state transfer or replayed.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
@@ -82,6 +82,19 @@ impl FromStr for Durability {
     }
 }
 
+/// Names one [`crate::Action::Persist`]. Tokens strictly increase in the order a node emits
+/// them, starting at 1 for every [`crate::Node`] (a restarted node starts over);
+/// [`crate::Node::handle_persisted`] with a token means every `Persist` up to and including it
+/// is durable.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PersistToken(pub u64);
+
+impl fmt::Display for PersistToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +123,11 @@ mod tests {
         assert!(!Durability::Memory.persists());
         assert!(Durability::Async.persists() && !Durability::Async.acks_wait_for_disk());
         assert!(Durability::Sync.persists() && Durability::Sync.acks_wait_for_disk());
+    }
+
+    #[test]
+    fn tokens_order_by_number() {
+        assert!(PersistToken(2) > PersistToken(1));
+        assert_eq!(PersistToken::default(), PersistToken(0));
     }
 }

@@ -1,0 +1,326 @@
+//! Restarts with durable records, on three nodes with a hand-driven clock, network and disks:
+//! under `sync` durability a cluster whose members all crash at once comes back with every
+//! acknowledged write; a restarted member holding its store is taken back as a member directly;
+//! without its records a node rejoins as a shadow; under `memory` a total crash never re-forms.
+
+use hermes_core::{
+    Action, Config, DurableMembership, Durability, Epoch, Instant, Key, Message, Node, NodeId,
+    NodeState, Op, OpResult, Outcome, PersistToken, Record, RequestId, Value, View,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+/// One node's disk: what is durable, and the `Persist` batches written but not yet synced.
+#[derive(Default)]
+struct Disk {
+    durable: BTreeMap<Key, Record>,
+    queued: Vec<(PersistToken, Vec<(Key, Record)>)>,
+    saved: Option<DurableMembership>,
+}
+
+struct Cluster {
+    mode: Durability,
+    nodes: Vec<Option<Node>>,
+    disks: Vec<Disk>,
+    now: Instant,
+    network: VecDeque<(NodeId, NodeId, Message)>,
+    replies: BTreeMap<RequestId, OpResult>,
+    /// Every view any node installed, in order.
+    views: Vec<View>,
+    next_request: u64,
+}
+
+impl Cluster {
+    fn new(mode: Durability) -> Self {
+        let view = View::new(Epoch(1), [NodeId(1), NodeId(2), NodeId(3)]);
+        let nodes = (1..=3)
+            .map(|id| Some(Node::new(Self::config(mode, id), view.clone(), Instant::ZERO).unwrap()))
+            .collect();
+        Cluster {
+            mode,
+            nodes,
+            disks: (0..3).map(|_| Disk::default()).collect(),
+            now: Instant::ZERO,
+            network: VecDeque::new(),
+            replies: BTreeMap::new(),
+            views: Vec::new(),
+            next_request: 1,
+        }
+    }
+
+    fn config(mode: Durability, id: u32) -> Config {
+        Config {
+            durability: mode,
+            ..Config::for_node(NodeId(id))
+        }
+    }
+
+    fn node(&self, id: u32) -> &Node {
+        self.nodes[id as usize - 1].as_ref().expect("the node is up")
+    }
+
+    /// Carries out the actions of node `index`; the disk syncs what was written at the end.
+    fn drain(&mut self, index: usize) {
+        let Some(node) = self.nodes[index].as_mut() else {
+            return;
+        };
+        let from = node.id();
+        let mut actions = Vec::new();
+        while let Some(action) = node.poll_action() {
+            actions.push(action);
+        }
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => self.network.push_back((from, to, msg)),
+                Action::Reply { id, result } => {
+                    self.replies.insert(id, result);
+                }
+                Action::Persist { records, token } => self.disks[index].queued.push((token, records)),
+                Action::SaveMembership(state) => self.disks[index].saved = Some(state),
+                Action::ViewInstalled(view) => {
+                    if self.views.last().is_none_or(|v| v.epoch < view.epoch) {
+                        self.views.push(view);
+                    }
+                }
+                Action::JoinRefused(reason) => panic!("node {from} refused: {reason}"),
+            }
+        }
+    }
+
+    /// Makes every written batch of node `index` durable and reports it.
+    fn sync_disk(&mut self, index: usize) -> bool {
+        let queued = std::mem::take(&mut self.disks[index].queued);
+        let Some(last) = queued.last().map(|(t, _)| *t) else {
+            return false;
+        };
+        for (_, records) in queued {
+            self.disks[index].durable.extend(records);
+        }
+        if let Some(node) = self.nodes[index].as_mut() {
+            node.handle_persisted(self.now, last);
+        }
+        true
+    }
+
+    /// Runs for `duration`: messages are delivered at once, disks sync when the network is
+    /// quiet, timers fire on time.
+    fn run_for(&mut self, duration: Duration) {
+        let end = self.now + duration;
+        loop {
+            for i in 0..self.nodes.len() {
+                self.drain(i);
+            }
+            if let Some((from, to, msg)) = self.network.pop_front() {
+                if let Some(node) = self.nodes[to.0 as usize - 1].as_mut() {
+                    node.handle_message(self.now, from, msg);
+                }
+                continue;
+            }
+            if (0..self.nodes.len()).any(|i| self.sync_disk(i)) {
+                continue;
+            }
+            let next = self.nodes.iter().flatten().filter_map(Node::poll_timeout).min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    for node in self.nodes.iter_mut().flatten() {
+                        if node.poll_timeout().is_some_and(|d| d <= self.now) {
+                            node.handle_timeout(self.now);
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+    }
+
+    /// Sends `op` to node `id`; runs until it is answered (at most `patience`).
+    fn request(&mut self, id: u32, op: Op, patience: Duration) -> OpResult {
+        let request = RequestId(self.next_request);
+        self.next_request += 1;
+        let now = self.now;
+        self.nodes[id as usize - 1]
+            .as_mut()
+            .expect("the node is up")
+            .handle_request(now, request, op);
+        let end = self.now + patience;
+        while self.now < end {
+            self.run_for(Duration::from_millis(5));
+            if let Some(result) = self.replies.remove(&request) {
+                return result;
+            }
+        }
+        panic!("request {} to node {id} unanswered after {patience:?}", request.0);
+    }
+
+    fn write(&mut self, id: u32, key: &str, value: &str) {
+        let op = Op::Write {
+            key: Key::from(key.to_string()),
+            value: Value::from(value.to_string()),
+        };
+        let result = self.request(id, op, Duration::from_secs(5));
+        assert!(matches!(result, Ok(Outcome::Written { .. })), "{result:?}");
+    }
+
+    fn read(&mut self, id: u32, key: &str) -> Option<Value> {
+        let op = Op::Read {
+            key: Key::from(key.to_string()),
+        };
+        match self.request(id, op, Duration::from_secs(10)) {
+            Ok(Outcome::Value(value)) => value,
+            other => panic!("read of {key} at node {id}: {other:?}"),
+        }
+    }
+
+    /// The process of node `id` dies: what its disk did not sync is lost.
+    fn crash(&mut self, id: u32) {
+        let index = id as usize - 1;
+        self.nodes[index] = None;
+        self.disks[index].queued.clear();
+        self.network.retain(|(from, to, _)| from.0 != id && to.0 != id);
+    }
+
+    /// Node `id` restarts with its saved state, and its records unless `memory`.
+    fn start(&mut self, id: u32, with_records: bool) {
+        let index = id as usize - 1;
+        let disk = &self.disks[index];
+        let saved = disk.saved.clone().expect("the membership state was saved");
+        let config = Self::config(self.mode, id);
+        let node = if with_records {
+            let records = disk.durable.iter().map(|(k, r)| (k.clone(), r.clone())).collect();
+            Node::recover(config, saved, records, self.now)
+        } else {
+            Node::restart(config, saved, self.now)
+        };
+        self.nodes[index] = Some(node.unwrap());
+    }
+
+    fn active(&self, id: u32) -> bool {
+        self.node(id).state(self.now) == NodeState::Active
+    }
+}
+
+fn value(s: &str) -> Option<Value> {
+    Some(Value::from(s.to_string()))
+}
+
+#[test]
+fn under_sync_a_cluster_whose_members_all_crash_comes_back_with_every_acknowledged_write() {
+    let mut c = Cluster::new(Durability::Sync);
+    c.run_for(Duration::from_millis(200));
+    c.write(1, "a", "a1");
+    c.write(2, "b", "b1");
+    c.write(3, "a", "a2");
+    for id in 1..=3 {
+        c.crash(id);
+    }
+    c.run_for(Duration::from_millis(50));
+    for id in 1..=3 {
+        c.start(id, true);
+    }
+    c.run_for(Duration::from_secs(5));
+    let view = c.views.last().cloned().unwrap();
+    assert_eq!(view.members.len(), 3, "{view:?}");
+    assert!(view.shadows.is_empty(), "taken back directly: {view:?}");
+    for id in 1..=3 {
+        assert_eq!(view.incarnation(NodeId(id)), 1, "{view:?}");
+        assert!(c.active(id), "node {id}");
+        assert_eq!(c.read(id, "a"), value("a2"), "node {id}");
+        assert_eq!(c.read(id, "b"), value("b1"), "node {id}");
+    }
+    c.write(2, "a", "a3");
+    assert_eq!(c.read(1, "a"), value("a3"));
+}
+
+#[test]
+fn under_sync_a_majority_of_the_last_view_is_enough_and_the_rest_rejoins_later() {
+    let mut c = Cluster::new(Durability::Sync);
+    c.run_for(Duration::from_millis(200));
+    c.write(1, "a", "a1");
+    c.write(3, "b", "b1");
+    for id in 1..=3 {
+        c.crash(id);
+    }
+    c.start(1, true);
+    c.start(2, true);
+    c.run_for(Duration::from_secs(5));
+    assert!(c.active(1) && c.active(2));
+    assert_eq!(c.read(1, "b"), value("b1"));
+    assert_eq!(c.read(2, "a"), value("a1"));
+    c.write(2, "b", "b2");
+    // Node 3 was removed meanwhile: its store no longer has every write, so it copies the state.
+    c.start(3, true);
+    c.run_for(Duration::from_secs(5));
+    let epochs_with_3_as_shadow = c
+        .views
+        .iter()
+        .filter(|v| v.shadows.contains(&NodeId(3)))
+        .count();
+    assert!(epochs_with_3_as_shadow > 0, "{:?}", c.views);
+    assert!(c.active(3));
+    assert_eq!(c.read(3, "b"), value("b2"));
+    assert_eq!(c.read(3, "a"), value("a1"));
+}
+
+#[test]
+fn under_sync_a_member_restarted_with_its_store_is_taken_back_directly() {
+    let mut c = Cluster::new(Durability::Sync);
+    c.run_for(Duration::from_millis(200));
+    c.write(1, "a", "a1");
+    let before = c.views.len();
+    c.crash(3);
+    c.start(3, true);
+    c.run_for(Duration::from_secs(3));
+    let added = &c.views[before..];
+    assert!(!added.is_empty());
+    assert!(added.iter().all(|v| v.is_member(NodeId(3))), "{added:?}");
+    assert_eq!(added.last().unwrap().incarnation(NodeId(3)), 1);
+    assert!(c.active(3));
+    assert_eq!(c.read(3, "a"), value("a1"));
+}
+
+#[test]
+fn under_sync_a_node_restarted_without_its_records_rejoins_as_a_shadow() {
+    let mut c = Cluster::new(Durability::Sync);
+    c.run_for(Duration::from_millis(200));
+    c.write(1, "a", "a1");
+    c.crash(3);
+    c.start(3, false);
+    c.run_for(Duration::from_secs(3));
+    assert!(c.views.iter().any(|v| v.shadows.contains(&NodeId(3))), "{:?}", c.views);
+    assert!(c.active(3));
+    assert_eq!(c.read(3, "a"), value("a1"));
+}
+
+#[test]
+fn under_async_a_restarted_node_copies_the_state_rather_than_trust_its_store() {
+    let mut c = Cluster::new(Durability::Async);
+    c.run_for(Duration::from_millis(200));
+    c.write(1, "a", "a1");
+    c.crash(3);
+    c.start(3, true);
+    c.run_for(Duration::from_secs(3));
+    assert!(c.views.iter().any(|v| v.shadows.contains(&NodeId(3))), "{:?}", c.views);
+    assert!(c.active(3));
+    assert_eq!(c.read(3, "a"), value("a1"));
+}
+
+#[test]
+fn under_memory_a_cluster_whose_members_all_crash_stays_down() {
+    let mut c = Cluster::new(Durability::Memory);
+    c.run_for(Duration::from_millis(200));
+    c.write(1, "a", "a1");
+    for id in 1..=3 {
+        c.crash(id);
+    }
+    for id in 1..=3 {
+        c.start(id, false);
+    }
+    c.run_for(Duration::from_secs(5));
+    // Every node lost the data; none can vouch for it or hand it over, so none serves again.
+    for id in 1..=3 {
+        assert!(!c.node(id).may_serve(c.now), "node {id} serves without the data");
+        assert_ne!(c.node(id).state(c.now), NodeState::Active, "node {id}");
+    }
+}
