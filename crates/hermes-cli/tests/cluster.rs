@@ -332,3 +332,50 @@ async fn a_node_killed_during_a_workload_rejoins_and_the_history_is_linearizable
     drop(history);
     cluster.stop();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sync_durability_a_whole_cluster_killed_at_once_keeps_every_acknowledged_write() {
+    let mut cluster = TestCluster::start_with(3, hermes_core::Durability::Sync);
+    for id in 1..=3 {
+        cluster.wait_active(id, 3, READY).await;
+    }
+    let config = cluster.client();
+    let mut acknowledged = Vec::new();
+    for i in 0..30u32 {
+        let node = NodeId(i % 3 + 1);
+        let client = RemoteClient::connect(&config, node).await.expect("connect");
+        let (key, value) = (format!("k{}", i % 10), format!("v{i}"));
+        client
+            .write(key.clone(), value.clone())
+            .await
+            .expect("write");
+        acknowledged.push((key, value));
+        client.close();
+    }
+    // Power loss: every node at once, no goodbye.
+    for proc in cluster.nodes.iter_mut().flatten() {
+        proc.kill9();
+    }
+    for id in 1..=3u32 {
+        cluster.nodes[(id - 1) as usize] = Some(cluster.spawn_node(id));
+    }
+    for id in 1..=3 {
+        cluster.wait_active(id, 3, READY).await;
+    }
+    let latest: std::collections::BTreeMap<String, String> = acknowledged.into_iter().collect();
+    for id in 1..=3u32 {
+        let client = RemoteClient::connect(&config, NodeId(id))
+            .await
+            .expect("connect");
+        for (key, value) in &latest {
+            let read = client.read(key.clone()).await;
+            assert_eq!(
+                read.as_deref(),
+                Ok(value.as_bytes()),
+                "node {id}, key {key}"
+            );
+        }
+        client.close();
+    }
+    cluster.stop();
+}

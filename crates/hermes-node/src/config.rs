@@ -140,6 +140,7 @@ impl ProtocolConfig {
             suspicion_timeout_ms: self.suspicion_timeout_ms,
             clock_drift_margin_ms: self.clock_drift_margin_ms,
             transfer_chunk_keys_max: self.transfer_chunk_keys_max,
+            ..hermes_core::Config::default()
         }
     }
 }
@@ -352,7 +353,10 @@ impl NodeConfig {
 
     /// The core configuration.
     pub fn core_config(&self) -> hermes_core::Config {
-        self.protocol.to_core(self.node_id)
+        hermes_core::Config {
+            durability: self.durability,
+            ..self.protocol.to_core(self.node_id)
+        }
     }
 
     /// The transport configuration with the given TLS material.

@@ -5,11 +5,14 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use hermes_core::PersistToken;
 use hermes_core::{Action, Message, Node, NodeId, Op, OpResult, Outcome, RequestError, RequestId};
 use hermes_net::{ClientRequest, Inbox, PeerBatch, Requests, Transport};
+use hermes_store::WriterEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::node::Shared;
+use crate::persist::Persistence;
 use crate::status::RuntimeCounters;
 use crate::wire::{ClientAnswer, ClientCall};
 use crate::NodeError;
@@ -44,6 +47,7 @@ enum Input {
     Batch(PeerBatch<Message>),
     Command(Command),
     Client(ClientRequest<ClientCall, ClientAnswer>),
+    Persisted(WriterEvent<PersistToken>),
 }
 
 /// The channels the driver reads.
@@ -51,6 +55,8 @@ pub(crate) struct Inputs {
     pub(crate) inbox: Inbox<Message>,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) clients: Option<Requests<ClientCall, ClientAnswer>>,
+    /// What the store writer reports (`async` and `sync` durability).
+    pub(crate) persisted: Option<mpsc::UnboundedReceiver<WriterEvent<PersistToken>>>,
     pub(crate) stop: watch::Receiver<bool>,
 }
 
@@ -58,6 +64,9 @@ pub(crate) struct Inputs {
 pub(crate) struct Driver<T> {
     shared: Arc<Shared>,
     transport: T,
+    persistence: Option<Persistence>,
+    /// The store failed: the node stops (fail-stop).
+    store_failure: Option<NodeError>,
     pending: HashMap<RequestId, Waiter>,
     next_request: u64,
     actions: Vec<Action>,
@@ -65,10 +74,12 @@ pub(crate) struct Driver<T> {
 }
 
 impl<T: Transport<Message>> Driver<T> {
-    pub(crate) fn new(shared: Arc<Shared>, transport: T) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, transport: T, persistence: Option<Persistence>) -> Self {
         Driver {
             shared,
             transport,
+            persistence,
+            store_failure: None,
             pending: HashMap::new(),
             next_request: 0,
             actions: Vec::new(),
@@ -78,10 +89,18 @@ impl<T: Transport<Message>> Driver<T> {
 
     /// Runs until asked to stop or until the store fails.
     pub(crate) async fn run(mut self, mut inputs: Inputs) -> Result<(), NodeError> {
-        let result = self.run_loop(&mut inputs).await;
+        let mut result = self.run_loop(&mut inputs).await;
         // Whatever is still pending will not be answered by this node any more.
         for (_, waiter) in self.pending.drain() {
             waiter.answer(Err(NodeError::Stopped));
+        }
+        if let Some(persistence) = self.persistence.take() {
+            let closed = tokio::task::spawn_blocking(move || persistence.close())
+                .await
+                .unwrap_or_else(|err| Err(NodeError::Store(format!("store writer: {err}"))));
+            if result.is_ok() {
+                result = closed;
+            }
         }
         if let Err(err) = &result {
             tracing::error!(node = self.shared.id.0, error = %err, "node stopped");
@@ -102,6 +121,7 @@ impl<T: Transport<Message>> Driver<T> {
                 Some(batch) = inputs.inbox.recv() => Some(Input::Batch(batch)),
                 Some(command) = inputs.commands.recv() => Some(Input::Command(command)),
                 Some(request) = next_client(&mut inputs.clients) => Some(Input::Client(request)),
+                Some(event) = next_event(&mut inputs.persisted) => Some(Input::Persisted(event)),
                 () = tokio::time::sleep_until(sleep_until) => None,
             };
             if *inputs.stop.borrow() {
@@ -128,6 +148,9 @@ impl<T: Transport<Message>> Driver<T> {
                 }
             });
             self.execute().await?;
+            if let Some(err) = self.store_failure.take() {
+                return Err(err);
+            }
         }
     }
 
@@ -175,6 +198,14 @@ impl<T: Transport<Message>> Driver<T> {
             }
             Input::Command(command) => {
                 self.submit(node, now, command.op, Waiter::Local(command.reply));
+            }
+            Input::Persisted(WriterEvent::Durable(tokens)) => {
+                if let Some(last) = tokens.last() {
+                    node.handle_persisted(now, *last);
+                }
+            }
+            Input::Persisted(WriterEvent::Failed(err)) => {
+                self.store_failure = Some(err.into());
             }
             Input::Client(request) => match request.request {
                 ClientCall::Execute(op) => {
@@ -242,6 +273,11 @@ impl<T: Transport<Message>> Driver<T> {
                     }
                 }
                 Action::Reply { .. } => {}
+                Action::Persist { records, token } => {
+                    if let Some(persistence) = &self.persistence {
+                        persistence.submit(records, token).await?;
+                    }
+                }
                 Action::SaveMembership(state) => {
                     // Durable before any later action: the driver waits, the runtime does not.
                     let data = Arc::clone(&self.shared);
@@ -271,6 +307,15 @@ impl<T: Transport<Message>> Driver<T> {
             .pending_requests
             .store(self.pending.len(), Ordering::Relaxed);
         Ok(())
+    }
+}
+
+async fn next_event(
+    events: &mut Option<mpsc::UnboundedReceiver<WriterEvent<PersistToken>>>,
+) -> Option<WriterEvent<PersistToken>> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -46,6 +46,7 @@ mod data_dir;
 mod driver;
 mod error;
 mod node;
+mod persist;
 mod status;
 mod wire;
 

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::config::NodeConfig;
 use crate::data_dir::DataDir;
 use crate::driver::{Command, Driver, Inputs};
+use crate::persist::Persistence;
 use crate::status::{Counters, PeerStatus, RuntimeCounters, Status};
 use crate::wire::{ClientAnswer, ClientCall};
 use crate::NodeError;
@@ -150,18 +151,25 @@ impl ClusterNode {
     /// [`NodeError::Store`] if the data directory holds a corrupt or foreign file.
     pub async fn start(config: NodeConfig) -> Result<ClusterNode, NodeError> {
         config.validate().map_err(NodeError::Config)?;
-        if config.durability != Durability::Memory {
-            return Err(NodeError::Config(format!(
-                "durability: `{}` is not supported by this runtime yet; use `memory`",
-                config.durability
-            )));
-        }
         let tls = config.tls.load()?;
         let data = DataDir::open(&config.data_dir, config.node_id)?;
         let saved = data.load_membership()?;
         let clock = Clock::new();
         let core_config = config.core_config();
+        let (persistence, records) = if config.durability == Durability::Memory {
+            (None, Vec::new())
+        } else {
+            let (persistence, records) = Persistence::open(&config.data_dir)?;
+            (Some(persistence), records)
+        };
         let node = match saved {
+            None if !records.is_empty() => {
+                return Err(NodeError::Store(format!(
+                    "data directory {} holds records but no membership file; it does not \
+                     belong to a node of this cluster",
+                    config.data_dir.display()
+                )))
+            }
             None => Node::new(
                 core_config,
                 View::new(Epoch(1), config.cluster()),
@@ -171,9 +179,14 @@ impl ClusterNode {
                 tracing::info!(
                     node = config.node_id.0,
                     epoch = saved.view.epoch.0,
+                    records = records.len(),
                     "restarting: rejoining the cluster"
                 );
-                Node::restart(core_config, saved, clock.now())
+                if persistence.is_some() {
+                    Node::recover(core_config, saved, records, clock.now())
+                } else {
+                    Node::restart(core_config, saved, clock.now())
+                }
             }
         }
         .map_err(|err| NodeError::Config(err.to_string()))?;
@@ -211,6 +224,7 @@ impl ClusterNode {
             links,
             durability: config.durability,
             data: Some(data),
+            persistence,
             runtime: config.runtime.clone(),
             local_addr,
             closer: Some(closer),
@@ -250,6 +264,7 @@ impl ClusterNode {
             links: Box::new(|_| true),
             durability: Durability::Memory,
             data: None,
+            persistence: None,
             runtime: crate::config::RuntimeConfig::default(),
             local_addr: None,
             closer: None,
@@ -278,11 +293,20 @@ impl ClusterNode {
             drain_inputs_max: parts.runtime.drain_inputs_max,
             data: parts.data,
         });
-        let driver = Driver::new(Arc::clone(&shared), transport);
+        let (persistence, persisted) = match parts.persistence {
+            Some(mut persistence) => {
+                let (_, empty) = mpsc::unbounded_channel();
+                let events = std::mem::replace(&mut persistence.events, empty);
+                (Some(persistence), Some(events))
+            }
+            None => (None, None),
+        };
+        let driver = Driver::new(Arc::clone(&shared), transport, persistence);
         let inputs = Inputs {
             inbox,
             commands: commands_rx,
             clients,
+            persisted,
             stop: stop_rx,
         };
         let task = tokio::spawn(driver.run(inputs));
@@ -503,6 +527,7 @@ struct Parts {
     links: Links,
     durability: Durability,
     data: Option<DataDir>,
+    persistence: Option<Persistence>,
     runtime: crate::config::RuntimeConfig,
     local_addr: Option<SocketAddr>,
     closer: Option<Closer>,

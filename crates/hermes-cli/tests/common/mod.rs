@@ -82,8 +82,14 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
-    /// Writes certificates and configurations for `n` nodes (ids 1..=n) and starts them.
+    /// Writes certificates and configurations for `n` nodes (ids 1..=n) and starts them, with
+    /// `memory` durability.
     pub fn start(n: u32) -> TestCluster {
+        Self::start_with(n, hermes_core::Durability::Memory)
+    }
+
+    /// As [`TestCluster::start`], with the given durability mode.
+    pub fn start_with(n: u32, durability: hermes_core::Durability) -> TestCluster {
         let dir = tempfile::tempdir().expect("temporary directory");
         let ids: Vec<u32> = (1..=n).collect();
         let certs = dir.path().join("certs");
@@ -97,7 +103,7 @@ impl TestCluster {
                 listen: addrs[i],
                 peers: peers(&ids, &addrs, *id),
                 data_dir: format!("node{id}").into(),
-                durability: Default::default(),
+                durability,
                 tls: tls_paths(&format!("node-{id}")),
                 protocol: ProtocolConfig::default(),
                 network: NetworkConfig::default(),

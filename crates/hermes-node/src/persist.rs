@@ -1,0 +1,71 @@
+//! The records store of `async` and `sync` durability: a redb file in the data directory written
+//! by a background [`AsyncWriter`] with group commit. The writer reports durable tokens to the
+//! driver through a channel; the driver hands them to the core with `handle_persisted`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use hermes_core::{Key, PersistToken, Record};
+use hermes_store::{AsyncWriter, RedbStore, Store, StoreError, WriterConfig, WriterEvent};
+use tokio::sync::mpsc;
+
+use crate::NodeError;
+
+/// The file of the records store inside the data directory.
+const RECORDS_FILE: &str = "records.redb";
+
+/// An open records store and its writer.
+pub(crate) struct Persistence {
+    writer: Arc<AsyncWriter<RedbStore, PersistToken>>,
+    /// What the writer thread reports; bounded by the writer's own queue (one event per group).
+    pub(crate) events: mpsc::UnboundedReceiver<WriterEvent<PersistToken>>,
+}
+
+impl Persistence {
+    /// Opens (or creates) the store in `data_dir`, reads every record, and starts the writer.
+    pub(crate) fn open(data_dir: &Path) -> Result<(Self, Vec<(Key, Record)>), NodeError> {
+        let store = RedbStore::open(data_dir.join(RECORDS_FILE))?;
+        let records = store.load_all()?;
+        let (tx, events) = mpsc::unbounded_channel();
+        let writer = AsyncWriter::spawn(store, WriterConfig::default(), move |event| {
+            let _ = tx.send(event);
+        })?;
+        Ok((
+            Persistence {
+                writer: Arc::new(writer),
+                events,
+            },
+            records,
+        ))
+    }
+
+    /// Queues `records` under `token`. When the writer's queue is full the driver waits for
+    /// room (on a blocking thread, so the runtime keeps running): backpressure, never loss.
+    pub(crate) async fn submit(
+        &self,
+        records: Vec<(Key, Record)>,
+        token: PersistToken,
+    ) -> Result<(), NodeError> {
+        // Cloning a batch clones reference counts, not values.
+        match self.writer.try_submit(records.clone(), token) {
+            Ok(()) => Ok(()),
+            Err(StoreError::Overloaded { .. }) => {
+                let writer = Arc::clone(&self.writer);
+                tokio::task::spawn_blocking(move || writer.submit(records, token))
+                    .await
+                    .map_err(|err| NodeError::Store(format!("store writer: {err}")))??;
+                Ok(())
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Writes everything queued and closes the store.
+    pub(crate) fn close(self) -> Result<(), NodeError> {
+        match Arc::try_unwrap(self.writer) {
+            Ok(writer) => writer.shutdown()?.close()?,
+            Err(writer) => writer.flush()?,
+        }
+        Ok(())
+    }
+}
