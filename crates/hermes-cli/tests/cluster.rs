@@ -379,3 +379,38 @@ async fn with_sync_durability_a_whole_cluster_killed_at_once_keeps_every_acknowl
     }
     cluster.stop();
 }
+
+#[test]
+fn a_corrupt_or_foreign_file_in_the_data_directory_is_named_in_one_line() {
+    let cluster_files = tempfile::tempdir().expect("temporary directory");
+    let certs = cluster_files.path().join("certs");
+    hermes_net::gen_certs(&certs, &[NodeId(1)], &[], false).expect("certificates");
+    let text = format!(
+        "node_id = 1\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node1\"\ndurability = \"sync\"\n\
+         [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/node-1.pem\"\nkey = \"certs/node-1.key\"\n"
+    );
+    let config = cluster_files.path().join("node1.toml");
+    std::fs::write(&config, text).expect("write");
+    let data = cluster_files.path().join("node1");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let config_arg = config.to_str().expect("utf-8");
+
+    std::fs::write(data.join("records.redb"), b"this is not a database").expect("write");
+    let out = run(&["start", "--config", config_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        one_line(&stderr(&out)) && stderr(&out).contains("records.redb"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::remove_file(data.join("records.redb")).expect("remove");
+    std::fs::write(data.join("membership.bin"), b"garbage").expect("write");
+    let out = run(&["start", "--config", config_arg]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        one_line(&stderr(&out)) && stderr(&out).contains("membership.bin"),
+        "{}",
+        stderr(&out)
+    );
+}
