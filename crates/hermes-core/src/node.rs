@@ -538,8 +538,11 @@ impl Node {
             return;
         };
         transfer.retry_at = now + self.config.heartbeat_interval() * 4;
-        if self.config.durability == Durability::Sync && durable < transfer.durable_at {
-            return; // handle_persisted announces it
+        if self.config.durability == Durability::Sync {
+            if durable < transfer.durable_at {
+                return; // handle_persisted announces it
+            }
+            self.membership.note_store_complete();
         }
         let epoch = transfer.epoch;
         let incarnation = self.membership.incarnation();

@@ -4,7 +4,7 @@
 //! without its records a node rejoins as a shadow; under `memory` a total crash never re-forms.
 
 use hermes_core::{
-    Action, Config, DurableMembership, Durability, Epoch, Instant, Key, Message, Node, NodeId,
+    Action, Config, Durability, DurableMembership, Epoch, Instant, Key, Message, Node, NodeId,
     NodeState, Op, OpResult, Outcome, PersistToken, Record, RequestId, Value, View,
 };
 use std::collections::{BTreeMap, VecDeque};
@@ -56,7 +56,9 @@ impl Cluster {
     }
 
     fn node(&self, id: u32) -> &Node {
-        self.nodes[id as usize - 1].as_ref().expect("the node is up")
+        self.nodes[id as usize - 1]
+            .as_ref()
+            .expect("the node is up")
     }
 
     /// Carries out the actions of node `index`; the disk syncs what was written at the end.
@@ -75,7 +77,9 @@ impl Cluster {
                 Action::Reply { id, result } => {
                     self.replies.insert(id, result);
                 }
-                Action::Persist { records, token } => self.disks[index].queued.push((token, records)),
+                Action::Persist { records, token } => {
+                    self.disks[index].queued.push((token, records))
+                }
                 Action::SaveMembership(state) => self.disks[index].saved = Some(state),
                 Action::ViewInstalled(view) => {
                     if self.views.last().is_none_or(|v| v.epoch < view.epoch) {
@@ -119,7 +123,12 @@ impl Cluster {
             if (0..self.nodes.len()).any(|i| self.sync_disk(i)) {
                 continue;
             }
-            let next = self.nodes.iter().flatten().filter_map(Node::poll_timeout).min();
+            let next = self
+                .nodes
+                .iter()
+                .flatten()
+                .filter_map(Node::poll_timeout)
+                .min();
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
@@ -151,7 +160,10 @@ impl Cluster {
                 return result;
             }
         }
-        panic!("request {} to node {id} unanswered after {patience:?}", request.0);
+        panic!(
+            "request {} to node {id} unanswered after {patience:?}",
+            request.0
+        );
     }
 
     fn write(&mut self, id: u32, key: &str, value: &str) {
@@ -178,7 +190,8 @@ impl Cluster {
         let index = id as usize - 1;
         self.nodes[index] = None;
         self.disks[index].queued.clear();
-        self.network.retain(|(from, to, _)| from.0 != id && to.0 != id);
+        self.network
+            .retain(|(from, to, _)| from.0 != id && to.0 != id);
     }
 
     /// Node `id` restarts with its saved state, and its records unless `memory`.
@@ -188,7 +201,11 @@ impl Cluster {
         let saved = disk.saved.clone().expect("the membership state was saved");
         let config = Self::config(self.mode, id);
         let node = if with_records {
-            let records = disk.durable.iter().map(|(k, r)| (k.clone(), r.clone())).collect();
+            let records = disk
+                .durable
+                .iter()
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
             Node::recover(config, saved, records, self.now)
         } else {
             Node::restart(config, saved, self.now)
@@ -288,7 +305,11 @@ fn under_sync_a_node_restarted_without_its_records_rejoins_as_a_shadow() {
     c.crash(3);
     c.start(3, false);
     c.run_for(Duration::from_secs(3));
-    assert!(c.views.iter().any(|v| v.shadows.contains(&NodeId(3))), "{:?}", c.views);
+    assert!(
+        c.views.iter().any(|v| v.shadows.contains(&NodeId(3))),
+        "{:?}",
+        c.views
+    );
     assert!(c.active(3));
     assert_eq!(c.read(3, "a"), value("a1"));
 }
@@ -301,7 +322,11 @@ fn under_async_a_restarted_node_copies_the_state_rather_than_trust_its_store() {
     c.crash(3);
     c.start(3, true);
     c.run_for(Duration::from_secs(3));
-    assert!(c.views.iter().any(|v| v.shadows.contains(&NodeId(3))), "{:?}", c.views);
+    assert!(
+        c.views.iter().any(|v| v.shadows.contains(&NodeId(3))),
+        "{:?}",
+        c.views
+    );
     assert!(c.active(3));
     assert_eq!(c.read(3, "a"), value("a1"));
 }
@@ -320,7 +345,10 @@ fn under_memory_a_cluster_whose_members_all_crash_stays_down() {
     c.run_for(Duration::from_secs(5));
     // Every node lost the data; none can vouch for it or hand it over, so none serves again.
     for id in 1..=3 {
-        assert!(!c.node(id).may_serve(c.now), "node {id} serves without the data");
+        assert!(
+            !c.node(id).may_serve(c.now),
+            "node {id} serves without the data"
+        );
         assert_ne!(c.node(id).state(c.now), NodeState::Active, "node {id}");
     }
 }

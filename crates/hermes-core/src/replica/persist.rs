@@ -166,7 +166,13 @@ impl Replica {
 
     /// Answers the client `id` of an update at `ts` of `key` now if the record is durable, or
     /// once it is.
-    pub(super) fn answer_when_durable(&mut self, key: &Key, ts: Ts, id: RequestId, outcome: Outcome) {
+    pub(super) fn answer_when_durable(
+        &mut self,
+        key: &Key,
+        ts: Ts,
+        id: RequestId,
+        outcome: Outcome,
+    ) {
         if self.is_durable(key, ts) {
             self.answer(id, Ok(outcome));
             return;
