@@ -367,9 +367,35 @@ fn recovered_records_are_invalid_and_not_persisted_again() {
     let inv = n.inv(A, "a");
     assert_eq!(n.recv(2, inv), vec![send(2, n.ack(A, A))]);
     // Nobody validates it: after the message-loss timeout the waiting read replays it, and
-    // the replay commits at once (the record needs no new Persist).
-    assert_eq!(n.fire_timeout(), n.to_peers(n.inv(A, "a")));
+    // the replay commits at once (the record needs no new Persist). The store keeps no RMW
+    // flag, so the replay is flagged as an RMW: a higher record elsewhere would win.
+    assert_eq!(n.fire_timeout(), n.to_peers(n.rmw_inv(A, "a")));
     let mut expected = n.to_peers(n.val(A, A));
     expected.push(reply(1, value(Some("a"))));
     assert_eq!(n.acks_from_peers(A), expected);
+}
+
+#[test]
+fn a_recovered_record_is_replayed_as_an_rmw_and_gives_way_to_a_higher_one() {
+    let mut n = node(Durability::Sync);
+    let record = Record {
+        ts: A,
+        value: Some(bytes("a")),
+    };
+    n.r.load_recovered(vec![(Key::from_static(b"k"), record)]);
+    n.r.replay_invalid_keys(n.now);
+    assert_eq!(drain(&mut n.r), n.to_peers(n.rmw_inv(A, "a")));
+    assert_eq!(n.snap(), snap(KeyState::Replay, A, "a", 1).pending(A));
+    // Node 3 holds a higher record and answers with it, as it answers any lower RMW-INV: the
+    // replay stops (a write replay would go on to commit below it).
+    let higher = n.inv(HI, "d");
+    assert_eq!(n.recv(3, higher), vec![persist(1, &[("k", HI, Some("d"))])]);
+    assert_eq!(n.snap(), snap(KeyState::Invalid, HI, "d", 3));
+    let late = n.ack(A, A);
+    assert_eq!(
+        n.recv(2, late),
+        vec![],
+        "a late ACK of the given-up replay counts for nothing"
+    );
+    assert_eq!(persisted(&mut n, 1), vec![send(3, n.ack(HI, HI))]);
 }

@@ -434,6 +434,20 @@ impl Membership {
         if view.epoch <= self.view.epoch {
             return;
         }
+        let newly_shadow = view.shadows.contains(&self.me)
+            && view.incarnation(self.me) == self.incarnation
+            && !(self.view.shadows.contains(&self.me)
+                && self.view.incarnation(self.me) == self.incarnation);
+        if !view.contains(self.me) || newly_shadow {
+            // Writes may commit without this node from now on, or it starts its copy over.
+            self.complete_store = false;
+        } else if self.durability == Durability::Sync
+            && view.is_member(self.me)
+            && view.incarnation(self.me) == self.incarnation
+        {
+            // A member in this life: initial, promoted after a durable transfer, or taken back.
+            self.complete_store = true;
+        }
         self.view = view.clone();
         self.promised = Ballot::default();
         self.accepted = None;
@@ -445,16 +459,6 @@ impl Membership {
         self.rounds.clear();
         self.joiners
             .retain(|n, (inc, _)| !view.contains(*n) || view.incarnation(*n) < *inc);
-        if !view.contains(self.me) {
-            // Writes may commit without this node from now on.
-            self.complete_store = false;
-        } else if self.durability == Durability::Sync
-            && view.is_member(self.me)
-            && view.incarnation(self.me) == self.incarnation
-        {
-            // A member in this life: initial, promoted after a durable transfer, or taken back.
-            self.complete_store = true;
-        }
         self.caught_up.retain(|n| view.shadows.contains(n));
         self.leavers.retain(|n| view.contains(*n));
         for node in view.replicas() {
