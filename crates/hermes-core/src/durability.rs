@@ -10,11 +10,12 @@ use std::str::FromStr;
 /// | mode | what the core does | what survives |
 /// |---|---|---|
 /// | `memory` | emits no [`Persist`](crate::Action::Persist) (records live in the replica only) | a crash of fewer than all replicas loses nothing: a restarted node ([`Node::restart`](crate::Node::restart)) rejoins empty and copies the state from a live replica. A crash of every replica at once loses the data, and the cluster cannot form a view again by itself |
-/// | `async` | emits a `Persist` whenever a key takes a newer record; nothing waits for [`handle_persisted`](crate::Node::handle_persisted) | as `memory`; in addition a restarted node ([`Node::recover`](crate::Node::recover)) comes back with what it had written. A crash of every replica at once may lose the last acknowledged writes (those still queued), so recovered records are never trusted on their own: the cluster does not re-form by itself after a total crash |
+/// | `async` | emits a `Persist` whenever a key takes a newer record; nothing waits for [`handle_persisted`](crate::Node::handle_persisted) | as `memory`: the store may lack the last acknowledged writes (those still queued), so a node restarted with [`Node::recover`](crate::Node::recover) does not trust its records and copies the state from a live replica. A crash of every replica at once may lose acknowledged writes, and the cluster does not re-form by itself |
 /// | `sync` | emits `Persist` as in `async`; a follower ACKs an INV, and a coordinator commits (sends its VAL and answers the client), only once the record is durable; a shadow reports caught up only once its copied state is durable | no acknowledged write is lost, even when every replica crashes at once: the members of the last view restart with [`Node::recover`](crate::Node::recover) and form a new view among themselves |
 ///
 /// In every mode a restarted node rejoins through the membership service before it serves or
-/// coordinates; its recovered records start Invalid and are validated by state transfer or replayed.
+/// coordinates; recovered records start Invalid, and are replayed (`sync`, taken back as a
+/// member) or dropped for a state transfer.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]

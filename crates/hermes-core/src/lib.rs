@@ -10,6 +10,11 @@
 //! [`Replica::poll_timeout`]. The same code runs in the node runtime, in the deterministic
 //! simulator ([`sim`]) and in the model checker.
 //!
+//! Durability is a configuration choice ([`Durability`]): with `async` and `sync` the core asks
+//! for records to be written with [`Action::Persist`] and learns they are durable through
+//! [`Node::handle_persisted`]; under `sync` ACKs and commits wait for that, so that even a crash
+//! of every replica at once loses no acknowledged write ([`Node::recover`]).
+//!
 //! ```
 //! use hermes_core::{Action, Config, Epoch, Instant, NodeId, Op, Outcome, Replica, RequestId, View};
 //!

@@ -150,11 +150,12 @@ impl Node {
     ///
     /// Like [`Node::restart`], it starts a new incarnation and serves and coordinates nothing
     /// until that incarnation is in a view. The records are not trusted: each key starts
-    /// Invalid (see [`Replica::load_recovered`]) and is validated by a state transfer or
-    /// replayed before any read or write of it completes. Under `sync` durability, a node that
-    /// its installed view lists as a member may be taken back as a member directly, because
-    /// every acknowledged write is among its records; otherwise it rejoins as a shadow and
-    /// copies the state. `records` and `saved` must come from the same store: the saved state's
+    /// Invalid (see [`Replica::load_recovered`]). Under `sync` durability, a node that the
+    /// current view still lists as a member is taken back as a member directly, because every
+    /// acknowledged write is among its records; it then replays them before any read or write
+    /// of those keys completes. Otherwise it comes back as a shadow, drops the records (one
+    /// could be an RMW that lost while the cluster went on without it) and copies the state.
+    /// `records` and `saved` must come from the same store: the saved state's
     /// [`DurableMembership::complete_store`] vouches for the records (a node that ran under
     /// another mode before does not, and rejoins as a shadow once).
     pub fn recover(
@@ -416,6 +417,14 @@ impl Node {
             && view.incarnation(me) == self.membership.incarnation()
         {
             self.rejoining = false;
+            if self.recovered && view.shadows.contains(&me) {
+                // Back as a shadow: the cluster may have moved on without this node, so a
+                // recovered record above what it committed since may be an update that lost
+                // (an RMW whose rival committed): replaying it could commit both. The state
+                // transfer brings everything that counts.
+                self.recovered = false;
+                self.replica.abandon_all();
+            }
         }
         self.install_replica_view(now);
         if view.shadows.contains(&me) && !self.rejoining {
@@ -538,8 +547,11 @@ impl Node {
             return;
         };
         transfer.retry_at = now + self.config.heartbeat_interval() * 4;
-        if self.config.durability == Durability::Sync && durable < transfer.durable_at {
-            return; // handle_persisted announces it
+        if self.config.durability == Durability::Sync {
+            if durable < transfer.durable_at {
+                return; // handle_persisted announces it
+            }
+            self.membership.note_store_complete();
         }
         let epoch = transfer.epoch;
         let incarnation = self.membership.incarnation();

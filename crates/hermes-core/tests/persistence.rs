@@ -15,9 +15,7 @@
 mod support;
 
 use hermes_core::membership::TransferEntry;
-use hermes_core::{
-    Action, Config, Durability, Key, KeyState, NodeId, PersistToken, Record, Ts,
-};
+use hermes_core::{Action, Config, Durability, Key, KeyState, NodeId, PersistToken, Record, Ts};
 use support::*;
 
 const W: Ts = Ts::new(2, NodeId(1));
@@ -191,7 +189,11 @@ fn sync_a_view_change_drops_the_acks_owed_in_the_old_epoch() {
     let inv = n.inv(A, "a");
     n.recv(2, inv);
     assert_eq!(n.install(2, &[1, 2, 3]), vec![]);
-    assert_eq!(persisted(&mut n, 1), vec![], "nobody counts an ACK of epoch 1");
+    assert_eq!(
+        persisted(&mut n, 1),
+        vec![],
+        "nobody counts an ACK of epoch 1"
+    );
     // The coordinator re-sends its INV in epoch 2; the record is durable, so it is ACKed at once.
     let inv = n.inv(A, "a");
     assert_eq!(n.recv(2, inv), vec![send(2, n.ack(A, A))]);
@@ -220,7 +222,11 @@ fn sync_coordinator_commits_only_once_its_own_record_is_durable() {
     let mut expected = n.to_peers(n.inv(W, "w"));
     expected.push(persist(1, &[("k", W, Some("w"))]));
     assert_eq!(n.request(1, write("w")), expected);
-    assert_eq!(n.acks_from_peers(W), vec![], "every ACK is in, the record is not durable");
+    assert_eq!(
+        n.acks_from_peers(W),
+        vec![],
+        "every ACK is in, the record is not durable"
+    );
     assert_eq!(n.acks(), vec![2, 3]);
     assert_eq!(n.snap(), snap(KeyState::Write, W, "w", 1).pending(W));
 
@@ -277,7 +283,11 @@ fn sync_a_view_change_while_the_record_is_not_durable_needs_new_acks_and_the_rec
     n.acks_from_peers(W);
     let actions = n.install(2, &[1, 2, 3]);
     assert_eq!(actions, n.to_peers(n.inv(W, "w")), "re-sent in epoch 2");
-    assert_eq!(persisted(&mut n, 1), vec![], "the ACKs of epoch 1 no longer count");
+    assert_eq!(
+        persisted(&mut n, 1),
+        vec![],
+        "the ACKs of epoch 1 no longer count"
+    );
     let mut expected = n.to_peers(n.val(W, W));
     expected.push(reply(1, written(W)));
     assert_eq!(n.acks_from_peers(W), expected);
@@ -328,22 +338,64 @@ fn one_input_emits_one_persist_and_tokens_rise() {
 fn recovered_records_are_invalid_and_not_persisted_again() {
     let mut n = node(Durability::Sync);
     let records = vec![
-        (Key::from_static(b"k"), Record { ts: A, value: Some(bytes("a")) }),
-        (Key::from_static(b"gone"), Record { ts: Ts::ZERO, value: None }),
+        (
+            Key::from_static(b"k"),
+            Record {
+                ts: A,
+                value: Some(bytes("a")),
+            },
+        ),
+        (
+            Key::from_static(b"gone"),
+            Record {
+                ts: Ts::ZERO,
+                value: None,
+            },
+        ),
     ];
     n.r.load_recovered(records);
     assert_eq!(drain(&mut n.r), vec![]);
     assert_eq!(n.snap(), snap(KeyState::Invalid, A, "a", 2));
     assert!(n.r.key(b"gone").is_none());
-    assert_eq!(n.request(1, read()), vec![], "a recovered record is not served");
+    assert_eq!(
+        n.request(1, read()),
+        vec![],
+        "a recovered record is not served"
+    );
     assert_eq!(n.waiting(), vec![1]);
     // It is durable already: a duplicate INV is ACKed at once.
     let inv = n.inv(A, "a");
     assert_eq!(n.recv(2, inv), vec![send(2, n.ack(A, A))]);
     // Nobody validates it: after the message-loss timeout the waiting read replays it, and
-    // the replay commits at once (the record needs no new Persist).
-    assert_eq!(n.fire_timeout(), n.to_peers(n.inv(A, "a")));
+    // the replay commits at once (the record needs no new Persist). The store keeps no RMW
+    // flag, so the replay is flagged as an RMW: a higher record elsewhere would win.
+    assert_eq!(n.fire_timeout(), n.to_peers(n.rmw_inv(A, "a")));
     let mut expected = n.to_peers(n.val(A, A));
     expected.push(reply(1, value(Some("a"))));
     assert_eq!(n.acks_from_peers(A), expected);
+}
+
+#[test]
+fn a_recovered_record_is_replayed_as_an_rmw_and_gives_way_to_a_higher_one() {
+    let mut n = node(Durability::Sync);
+    let record = Record {
+        ts: A,
+        value: Some(bytes("a")),
+    };
+    n.r.load_recovered(vec![(Key::from_static(b"k"), record)]);
+    n.r.replay_invalid_keys(n.now);
+    assert_eq!(drain(&mut n.r), n.to_peers(n.rmw_inv(A, "a")));
+    assert_eq!(n.snap(), snap(KeyState::Replay, A, "a", 1).pending(A));
+    // Node 3 holds a higher record and answers with it, as it answers any lower RMW-INV: the
+    // replay stops (a write replay would go on to commit below it).
+    let higher = n.inv(HI, "d");
+    assert_eq!(n.recv(3, higher), vec![persist(1, &[("k", HI, Some("d"))])]);
+    assert_eq!(n.snap(), snap(KeyState::Invalid, HI, "d", 3));
+    let late = n.ack(A, A);
+    assert_eq!(
+        n.recv(2, late),
+        vec![],
+        "a late ACK of the given-up replay counts for nothing"
+    );
+    assert_eq!(persisted(&mut n, 1), vec![send(3, n.ack(HI, HI))]);
 }

@@ -4,10 +4,10 @@
 //! without its records a node rejoins as a shadow; under `memory` a total crash never re-forms.
 
 use hermes_core::{
-    Action, Config, DurableMembership, Durability, Epoch, Instant, Key, Message, Node, NodeId,
+    Action, Config, Durability, DurableMembership, Epoch, Instant, Key, Message, Node, NodeId,
     NodeState, Op, OpResult, Outcome, PersistToken, Record, RequestId, Value, View,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 /// One node's disk: what is durable, and the `Persist` batches written but not yet synced.
@@ -25,6 +25,8 @@ struct Cluster {
     now: Instant,
     network: VecDeque<(NodeId, NodeId, Message)>,
     replies: BTreeMap<RequestId, OpResult>,
+    /// Nodes cut off from everyone.
+    isolated: BTreeSet<NodeId>,
     /// Every view any node installed, in order.
     views: Vec<View>,
     next_request: u64,
@@ -43,6 +45,7 @@ impl Cluster {
             now: Instant::ZERO,
             network: VecDeque::new(),
             replies: BTreeMap::new(),
+            isolated: BTreeSet::new(),
             views: Vec::new(),
             next_request: 1,
         }
@@ -56,7 +59,9 @@ impl Cluster {
     }
 
     fn node(&self, id: u32) -> &Node {
-        self.nodes[id as usize - 1].as_ref().expect("the node is up")
+        self.nodes[id as usize - 1]
+            .as_ref()
+            .expect("the node is up")
     }
 
     /// Carries out the actions of node `index`; the disk syncs what was written at the end.
@@ -71,11 +76,17 @@ impl Cluster {
         }
         for action in actions {
             match action {
-                Action::Send { to, msg } => self.network.push_back((from, to, msg)),
+                Action::Send { to, msg } => {
+                    if !self.isolated.contains(&from) && !self.isolated.contains(&to) {
+                        self.network.push_back((from, to, msg));
+                    }
+                }
                 Action::Reply { id, result } => {
                     self.replies.insert(id, result);
                 }
-                Action::Persist { records, token } => self.disks[index].queued.push((token, records)),
+                Action::Persist { records, token } => {
+                    self.disks[index].queued.push((token, records))
+                }
                 Action::SaveMembership(state) => self.disks[index].saved = Some(state),
                 Action::ViewInstalled(view) => {
                     if self.views.last().is_none_or(|v| v.epoch < view.epoch) {
@@ -119,7 +130,12 @@ impl Cluster {
             if (0..self.nodes.len()).any(|i| self.sync_disk(i)) {
                 continue;
             }
-            let next = self.nodes.iter().flatten().filter_map(Node::poll_timeout).min();
+            let next = self
+                .nodes
+                .iter()
+                .flatten()
+                .filter_map(Node::poll_timeout)
+                .min();
             match next {
                 Some(t) if t <= end => {
                     self.now = self.now.max(t);
@@ -135,8 +151,8 @@ impl Cluster {
         self.now = end;
     }
 
-    /// Sends `op` to node `id`; runs until it is answered (at most `patience`).
-    fn request(&mut self, id: u32, op: Op, patience: Duration) -> OpResult {
+    /// Hands `op` to node `id` without waiting for the answer.
+    fn submit(&mut self, id: u32, op: Op) -> RequestId {
         let request = RequestId(self.next_request);
         self.next_request += 1;
         let now = self.now;
@@ -144,6 +160,12 @@ impl Cluster {
             .as_mut()
             .expect("the node is up")
             .handle_request(now, request, op);
+        request
+    }
+
+    /// Sends `op` to node `id`; runs until it is answered (at most `patience`).
+    fn request(&mut self, id: u32, op: Op, patience: Duration) -> OpResult {
+        let request = self.submit(id, op);
         let end = self.now + patience;
         while self.now < end {
             self.run_for(Duration::from_millis(5));
@@ -151,7 +173,10 @@ impl Cluster {
                 return result;
             }
         }
-        panic!("request {} to node {id} unanswered after {patience:?}", request.0);
+        panic!(
+            "request {} to node {id} unanswered after {patience:?}",
+            request.0
+        );
     }
 
     fn write(&mut self, id: u32, key: &str, value: &str) {
@@ -178,7 +203,8 @@ impl Cluster {
         let index = id as usize - 1;
         self.nodes[index] = None;
         self.disks[index].queued.clear();
-        self.network.retain(|(from, to, _)| from.0 != id && to.0 != id);
+        self.network
+            .retain(|(from, to, _)| from.0 != id && to.0 != id);
     }
 
     /// Node `id` restarts with its saved state, and its records unless `memory`.
@@ -188,7 +214,11 @@ impl Cluster {
         let saved = disk.saved.clone().expect("the membership state was saved");
         let config = Self::config(self.mode, id);
         let node = if with_records {
-            let records = disk.durable.iter().map(|(k, r)| (k.clone(), r.clone())).collect();
+            let records = disk
+                .durable
+                .iter()
+                .map(|(k, r)| (k.clone(), r.clone()))
+                .collect();
             Node::recover(config, saved, records, self.now)
         } else {
             Node::restart(config, saved, self.now)
@@ -280,6 +310,97 @@ fn under_sync_a_member_restarted_with_its_store_is_taken_back_directly() {
     assert_eq!(c.read(3, "a"), value("a1"));
 }
 
+/// Node 3 starts a CAS from `b` that reaches nobody but its own disk, and crashes. The others
+/// remove it and commit a rival CAS from `b` (at a lower timestamp: node 1's id is lower). When
+/// node 3 comes back its record of the lost CAS is above everything the cluster holds; it must
+/// not be replayed (both CAS would then have swapped `b`), so a node that comes back as a
+/// shadow drops its records and copies the state.
+#[test]
+fn under_sync_a_lost_rmw_recovered_by_a_node_the_cluster_removed_is_never_replayed() {
+    let mut c = Cluster::new(Durability::Sync);
+    c.run_for(Duration::from_millis(200));
+    c.write(1, "k", "b");
+    c.isolated.insert(NodeId(3));
+    let cas = |new: &str| Op::Cas {
+        key: Key::from("k"),
+        expected: value("b"),
+        new: Value::from(new.to_string()),
+    };
+    c.submit(3, cas("x"));
+    c.run_for(Duration::from_millis(20));
+    assert!(
+        c.disks[2].durable.values().any(|r| r.value == value("x")),
+        "the lost CAS is on node 3's disk"
+    );
+    c.crash(3);
+    c.isolated.clear();
+    c.run_for(Duration::from_secs(3));
+    assert!(!c.node(1).membership().view().contains(NodeId(3)));
+    let swapped = c.request(1, cas("y"), Duration::from_secs(5));
+    assert!(
+        matches!(swapped, Ok(Outcome::Swapped { .. })),
+        "{swapped:?}"
+    );
+    c.start(3, true);
+    c.run_for(Duration::from_secs(5));
+    assert!(c.active(3));
+    for id in 1..=3 {
+        assert_eq!(c.read(id, "k"), value("y"), "node {id}");
+    }
+}
+
+/// Two CAS from `b` are in flight when every node crashes: node 1's reached only its own disk,
+/// node 3's (higher: same version, higher id) reached node 2 but not node 1. After the restart
+/// every node replays what it holds; at most one CAS may take effect, and since node 3's is the
+/// highest record, node 1's is never validated anywhere. (The replica-level test
+/// `a_recovered_record_is_replayed_as_an_rmw_and_gives_way_to_a_higher_one` pins the rule that
+/// makes this hold whatever the order of the replays.)
+#[test]
+fn under_sync_a_recovered_rmw_below_a_rival_gives_way_after_a_total_restart() {
+    let mut c = Cluster::new(Durability::Sync);
+    c.run_for(Duration::from_millis(200));
+    c.write(1, "k", "b");
+    let cas = |new: &str| Op::Cas {
+        key: Key::from("k"),
+        expected: value("b"),
+        new: Value::from(new.to_string()),
+    };
+    c.isolated.insert(NodeId(1));
+    c.submit(1, cas("x"));
+    c.submit(3, cas("y"));
+    c.run_for(Duration::from_millis(20));
+    let record = |c: &Cluster, node: usize| c.disks[node].durable[&Key::from("k")].clone();
+    let (x, y) = (record(&c, 0), record(&c, 2));
+    assert_eq!((x.value.clone(), y.value.clone()), (value("x"), value("y")));
+    assert!(x.ts < y.ts && x.ts.version == y.ts.version);
+    assert_eq!(record(&c, 1), y);
+    for id in 1..=3 {
+        c.crash(id);
+    }
+    c.isolated.clear();
+    for id in 1..=3 {
+        c.start(id, true);
+    }
+    for _ in 0..3_000 {
+        c.run_for(Duration::from_millis(1));
+        for id in 1..=3 {
+            let entry = c.node(id).replica().key(b"k");
+            let valid_at = entry
+                .filter(|e| e.state == hermes_core::KeyState::Valid)
+                .map(|e| e.ts);
+            assert!(
+                valid_at.is_none_or(|ts| ts == y.ts),
+                "node {id} validated {valid_at:?} (x is {}, y is {})",
+                x.ts,
+                y.ts
+            );
+        }
+    }
+    for id in 1..=3 {
+        assert_eq!(c.read(id, "k"), value("y"), "node {id}");
+    }
+}
+
 #[test]
 fn under_sync_a_node_restarted_without_its_records_rejoins_as_a_shadow() {
     let mut c = Cluster::new(Durability::Sync);
@@ -288,7 +409,11 @@ fn under_sync_a_node_restarted_without_its_records_rejoins_as_a_shadow() {
     c.crash(3);
     c.start(3, false);
     c.run_for(Duration::from_secs(3));
-    assert!(c.views.iter().any(|v| v.shadows.contains(&NodeId(3))), "{:?}", c.views);
+    assert!(
+        c.views.iter().any(|v| v.shadows.contains(&NodeId(3))),
+        "{:?}",
+        c.views
+    );
     assert!(c.active(3));
     assert_eq!(c.read(3, "a"), value("a1"));
 }
@@ -301,7 +426,11 @@ fn under_async_a_restarted_node_copies_the_state_rather_than_trust_its_store() {
     c.crash(3);
     c.start(3, true);
     c.run_for(Duration::from_secs(3));
-    assert!(c.views.iter().any(|v| v.shadows.contains(&NodeId(3))), "{:?}", c.views);
+    assert!(
+        c.views.iter().any(|v| v.shadows.contains(&NodeId(3))),
+        "{:?}",
+        c.views
+    );
     assert!(c.active(3));
     assert_eq!(c.read(3, "a"), value("a1"));
 }
@@ -320,7 +449,10 @@ fn under_memory_a_cluster_whose_members_all_crash_stays_down() {
     c.run_for(Duration::from_secs(5));
     // Every node lost the data; none can vouch for it or hand it over, so none serves again.
     for id in 1..=3 {
-        assert!(!c.node(id).may_serve(c.now), "node {id} serves without the data");
+        assert!(
+            !c.node(id).may_serve(c.now),
+            "node {id} serves without the data"
+        );
         assert_ne!(c.node(id).state(c.now), NodeState::Active, "node {id}");
     }
 }

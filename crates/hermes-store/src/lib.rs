@@ -39,10 +39,10 @@ mod store;
 pub mod testing;
 mod writer;
 
+pub use error::StoreError;
 /// The durability mode lives in the core, which expresses `sync` with `Persist` actions; it is
 /// re-exported here for configuration code that deals with stores.
 pub use hermes_core::{Durability, ParseDurabilityError};
-pub use error::StoreError;
 pub use mem::MemStore;
 pub use redb_store::{RedbOptions, RedbStore};
 pub use store::Store;

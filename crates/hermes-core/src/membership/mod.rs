@@ -43,12 +43,12 @@ pub struct DurableMembership {
     /// This process's incarnation.
     pub incarnation: u64,
     /// Under `sync` durability: whether this node's store holds every write acknowledged in a
-    /// view that lists the node as a member. Set when the node's current life becomes a member
-    /// of an installed view (an initial member, a shadow whose state transfer was made durable,
-    /// or a restarted member taken back with its store); kept by [`crate::Node::recover`] (every
-    /// ACK of a rejoining node waits for the disk too); cleared by [`crate::Node::restart`] (no
-    /// records) and by installing a view that does not list the node as a member (writes may
-    /// commit without it from then on). Always `false` in other modes.
+    /// view that lists the node as a member. Set when the node's state transfer as a shadow is
+    /// complete and durable, and when its current life is a member of an installed view (an
+    /// initial member, or a restarted member taken back with its store); kept by
+    /// [`crate::Node::recover`] (every ACK of a rejoining node waits for the disk too); cleared
+    /// by [`crate::Node::restart`] (no records) and by installing a view without the node
+    /// (writes may commit without it from then on). Always `false` in other modes.
     #[serde(default)]
     pub complete_store: bool,
 }
@@ -285,6 +285,17 @@ impl Membership {
         self.complete_store = false;
     }
 
+    /// This shadow's state transfer is complete and durable (`sync`): its store holds every
+    /// write committed before it became a shadow, and it ACKs every later one durably. Saved at
+    /// once, so that a restart before the promotion is installed still knows it.
+    pub(crate) fn note_store_complete(&mut self) {
+        if self.durability == Durability::Sync && !self.complete_store {
+            self.complete_store = true;
+            self.outputs
+                .push_back(MembershipOutput::Save(self.durable()));
+        }
+    }
+
     /// Whether this node's store holds every write acknowledged in a view that lists it as a
     /// member (see [`DurableMembership::complete_store`]).
     pub fn complete_store(&self) -> bool {
@@ -423,6 +434,20 @@ impl Membership {
         if view.epoch <= self.view.epoch {
             return;
         }
+        let newly_shadow = view.shadows.contains(&self.me)
+            && view.incarnation(self.me) == self.incarnation
+            && !(self.view.shadows.contains(&self.me)
+                && self.view.incarnation(self.me) == self.incarnation);
+        if !view.contains(self.me) || newly_shadow {
+            // Writes may commit without this node from now on, or it starts its copy over.
+            self.complete_store = false;
+        } else if self.durability == Durability::Sync
+            && view.is_member(self.me)
+            && view.incarnation(self.me) == self.incarnation
+        {
+            // A member in this life: initial, promoted after a durable transfer, or taken back.
+            self.complete_store = true;
+        }
         self.view = view.clone();
         self.promised = Ballot::default();
         self.accepted = None;
@@ -434,15 +459,6 @@ impl Membership {
         self.rounds.clear();
         self.joiners
             .retain(|n, (inc, _)| !view.contains(*n) || view.incarnation(*n) < *inc);
-        if !view.is_member(self.me) {
-            // Writes may commit without this node from now on.
-            self.complete_store = false;
-        } else if self.durability == Durability::Sync
-            && view.incarnation(self.me) == self.incarnation
-        {
-            // A member in this life: caught up (durably), or taken back with its store.
-            self.complete_store = true;
-        }
         self.caught_up.retain(|n| view.shadows.contains(n));
         self.leavers.retain(|n| view.contains(*n));
         for node in view.replicas() {

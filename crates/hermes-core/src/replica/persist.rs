@@ -100,10 +100,12 @@ impl Replica {
 
     /// Installs records loaded from this node's store after a restart. Each becomes an Invalid
     /// entry: a recovered record may never have committed, so it is not served before it is
-    /// validated (by a state transfer holding it Valid) or replayed. The records are durable
-    /// already, so no `Persist` is emitted; records at [`Ts::ZERO`] carry nothing and are
-    /// skipped, and of two records for one key the higher timestamp is kept. The RMW flag is
-    /// not stored, so a recovered update is replayed as a write (see `docs/ARCHITECTURE.md`).
+    /// replayed. The records are durable already, so no `Persist` is emitted; records at
+    /// [`Ts::ZERO`] carry nothing and are skipped, and of two records for one key the higher
+    /// timestamp is kept. The store does not keep the RMW flag, so every recovered record is
+    /// flagged as an RMW: its replay then gives way to a higher record held elsewhere, as a
+    /// lost RMW must, and a write that gives way is simply overwritten (see
+    /// `docs/ARCHITECTURE.md`, "Durability and total restart").
     pub fn load_recovered(&mut self, records: Vec<(Key, Record)>) {
         for (key, record) in records {
             if record.ts == Ts::ZERO {
@@ -117,7 +119,7 @@ impl Replica {
             entry.value = record.value;
             entry.state = KeyState::Invalid;
             entry.last_writer = record.ts.node;
-            entry.is_rmw = false;
+            entry.is_rmw = true;
         }
     }
 
@@ -166,7 +168,13 @@ impl Replica {
 
     /// Answers the client `id` of an update at `ts` of `key` now if the record is durable, or
     /// once it is.
-    pub(super) fn answer_when_durable(&mut self, key: &Key, ts: Ts, id: RequestId, outcome: Outcome) {
+    pub(super) fn answer_when_durable(
+        &mut self,
+        key: &Key,
+        ts: Ts,
+        id: RequestId,
+        outcome: Outcome,
+    ) {
         if self.is_durable(key, ts) {
             self.answer(id, Ok(outcome));
             return;
@@ -192,7 +200,17 @@ impl Replica {
         self.persistence.in_flight.clear();
     }
 
-    /// Emits one `Persist` with the latest record of every key noted during this input.
+    /// Persists `keys` as never written (the replica dropped them), at once.
+    pub(super) fn erase_records(&mut self, keys: Vec<Key>) {
+        if !self.config.durability.persists() || keys.is_empty() {
+            return;
+        }
+        self.persistence.batch.extend(keys);
+        self.flush_records();
+    }
+
+    /// Emits one `Persist` with the latest record of every key noted during this input (a key
+    /// the replica no longer holds is persisted as never written).
     pub(super) fn flush_records(&mut self) {
         if self.persistence.batch.is_empty() {
             return;
@@ -202,21 +220,21 @@ impl Replica {
         let mut records = Vec::with_capacity(keys.len());
         let mut covered = Vec::with_capacity(keys.len());
         for key in keys {
-            let Some(entry) = self.keys.get(&key) else {
-                continue;
-            };
-            let record = Record {
-                ts: entry.ts,
-                value: entry.value.clone(),
+            let record = match self.keys.get(&key) {
+                Some(entry) => Record {
+                    ts: entry.ts,
+                    value: entry.value.clone(),
+                },
+                None => Record {
+                    ts: Ts::ZERO,
+                    value: None,
+                },
             };
             if let Some(unsettled) = self.persistence.unsettled.get_mut(&key) {
-                unsettled.persisting.push((token, entry.ts));
+                unsettled.persisting.push((token, record.ts));
                 covered.push(key.clone());
             }
             records.push((key, record));
-        }
-        if records.is_empty() {
-            return;
         }
         self.persistence.last_token = token;
         if !covered.is_empty() {

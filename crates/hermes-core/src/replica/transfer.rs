@@ -75,7 +75,10 @@ impl Replica {
     }
 
     /// Answers every request in flight (with a timeout whose outcome is unknown for started
-    /// updates) and forgets all state: the replica starts over empty.
+    /// updates) and forgets all state: the replica starts over empty. With `async` or `sync`
+    /// durability the store follows: every key held is persisted as never written
+    /// ([`Ts::ZERO`](crate::Ts::ZERO)), so that no record the replica no longer vouches for is
+    /// recovered after a restart.
     pub fn abandon_all(&mut self) {
         let ids: Vec<_> = self.requests.keys().copied().collect();
         for id in ids {
@@ -83,8 +86,15 @@ impl Replica {
             self.stats.timeouts += 1;
             self.answer(id, Err(RequestError::Timeout { outcome_unknown }));
         }
+        let held: Vec<Key> = self
+            .keys
+            .iter()
+            .filter(|(_, e)| e.ts != crate::Ts::ZERO)
+            .map(|(key, _)| key.clone())
+            .collect();
         self.keys.clear();
         self.forget_persistence();
+        self.erase_records(held);
         self.key_deadlines.clear();
         self.request_deadlines.clear();
         self.stalled.clear();
