@@ -385,10 +385,9 @@ fn a_corrupt_or_foreign_file_in_the_data_directory_is_named_in_one_line() {
     let cluster_files = tempfile::tempdir().expect("temporary directory");
     let certs = cluster_files.path().join("certs");
     hermes_net::gen_certs(&certs, &[NodeId(1)], &[], false).expect("certificates");
-    let text = format!(
+    let text =
         "node_id = 1\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node1\"\ndurability = \"sync\"\n\
-         [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/node-1.pem\"\nkey = \"certs/node-1.key\"\n"
-    );
+         [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/node-1.pem\"\nkey = \"certs/node-1.key\"\n";
     let config = cluster_files.path().join("node1.toml");
     std::fs::write(&config, text).expect("write");
     let data = cluster_files.path().join("node1");

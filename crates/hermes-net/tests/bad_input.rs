@@ -286,7 +286,7 @@ async fn peer_that_stops_reading() {
                 }
                 Err(e) => panic!("{e}"),
             }
-            if accepted % 32 == 0 {
+            if accepted.is_multiple_of(32) {
                 tokio::task::yield_now().await;
             }
         }
