@@ -41,6 +41,10 @@ pub struct Config {
     /// How records are made durable: `memory` (the default), `async` or `sync`; see
     /// [`Durability`].
     pub durability: Durability,
+    /// After a start or restart, how long this node waits before it suspects a replica it has
+    /// not heard from yet: processes of a cluster that start together do not remove each other
+    /// while their connections are being set up. A liveness knob only.
+    pub startup_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -59,6 +63,7 @@ impl Default for Config {
             clock_drift_margin_ms: 100,
             transfer_chunk_keys_max: 512,
             durability: Durability::Memory,
+            startup_grace_ms: 0,
         }
     }
 }

@@ -103,6 +103,8 @@ pub struct ProtocolConfig {
     pub clock_drift_margin_ms: u64,
     /// See [`hermes_core::Config::transfer_chunk_keys_max`].
     pub transfer_chunk_keys_max: usize,
+    /// See [`hermes_core::Config::startup_grace_ms`].
+    pub startup_grace_ms: u64,
 }
 
 impl Default for ProtocolConfig {
@@ -120,6 +122,8 @@ impl Default for ProtocolConfig {
             suspicion_timeout_ms: core.suspicion_timeout_ms,
             clock_drift_margin_ms: core.clock_drift_margin_ms,
             transfer_chunk_keys_max: core.transfer_chunk_keys_max,
+            // Processes started together by hand or by `hermes dev` need a moment to connect.
+            startup_grace_ms: STARTUP_GRACE_MS_DEFAULT,
         }
     }
 }
@@ -140,6 +144,7 @@ impl ProtocolConfig {
             suspicion_timeout_ms: self.suspicion_timeout_ms,
             clock_drift_margin_ms: self.clock_drift_margin_ms,
             transfer_chunk_keys_max: self.transfer_chunk_keys_max,
+            startup_grace_ms: self.startup_grace_ms,
             ..hermes_core::Config::default()
         }
     }
@@ -198,6 +203,9 @@ impl Default for NetworkConfig {
         }
     }
 }
+
+/// How long a started node waits before suspecting peers it has not heard from yet.
+const STARTUP_GRACE_MS_DEFAULT: u64 = 2_000;
 
 /// Frames of 4 MiB carry the largest default value (1 MiB) with room to spare.
 const FRAME_BYTES_DEFAULT: usize = 4 << 20;

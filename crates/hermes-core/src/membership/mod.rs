@@ -130,7 +130,9 @@ impl Membership {
     /// [`DurableMembership`] by [`Membership::restore`]).
     pub fn new(config: &Config, view: View, incarnation: u64, now: Instant) -> Self {
         let me = config.node_id;
-        let last_heard = view.replicas().map(|n| (n, now)).collect();
+        // A replica not heard from yet counts as heard at the end of the startup grace.
+        let heard = now + Duration::from_millis(config.startup_grace_ms);
+        let last_heard = view.replicas().map(|n| (n, heard)).collect();
         let complete_store = config.durability == Durability::Sync
             && view.is_member(me)
             && view.incarnation(me) == incarnation;

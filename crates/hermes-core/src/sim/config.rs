@@ -139,6 +139,7 @@ impl SimConfig {
                 clock_drift_margin_ms,
                 transfer_chunk_keys_max: rng.between(1, 4) as usize,
                 durability: Durability::Memory,
+                startup_grace_ms: 0,
             },
             planted_bug: None,
             trace: false,
