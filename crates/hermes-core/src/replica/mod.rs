@@ -14,6 +14,7 @@
 mod coordinator;
 mod follower;
 mod key;
+mod key_map;
 mod persist;
 mod requests;
 mod timers;
@@ -29,6 +30,7 @@ use crate::message::{Ack, Inv, Message};
 use crate::op::{Op, OpResult, RequestId};
 use crate::types::{Instant, Key, NodeId, Value};
 use crate::view::View;
+use key_map::KeyMap;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// Counters of what a replica did, for metrics and tests.
@@ -104,7 +106,7 @@ pub struct Replica {
     incarnation: u32,
     view: View,
     serving: bool,
-    keys: BTreeMap<Key, KeyEntry>,
+    keys: KeyMap,
     requests: BTreeMap<RequestId, Request>,
     request_deadlines: BTreeSet<(Instant, RequestId)>,
     key_deadlines: BTreeSet<(Instant, Key)>,
@@ -130,7 +132,7 @@ impl Replica {
             incarnation: 0,
             view,
             serving: false,
-            keys: BTreeMap::new(),
+            keys: KeyMap::default(),
             requests: BTreeMap::new(),
             request_deadlines: BTreeSet::new(),
             key_deadlines: BTreeSet::new(),

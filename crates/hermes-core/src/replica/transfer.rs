@@ -15,7 +15,7 @@ impl Replica {
             None => Bound::Unbounded,
         };
         let mut entries = Vec::new();
-        let mut range = self.keys.range((start, Bound::Unbounded));
+        let mut range = self.keys.range_from(start);
         for (key, entry) in range.by_ref() {
             if entry.ts == crate::Ts::ZERO {
                 continue; // never written: nothing to transfer

@@ -25,7 +25,7 @@ impl Replica {
         let keep_acks = self.has_bug(super::PlantedBug::KeepAcksAcrossEpochs);
         let mut rebroadcast: Vec<(Key, Inv)> = Vec::new();
         let mut invalid: Vec<Key> = Vec::new();
-        for (key, entry) in &mut self.keys {
+        for (key, entry) in self.keys.iter_mut() {
             if let Some(pending) = entry.pending.as_mut() {
                 if !keep_acks {
                     pending.acks.clear();
