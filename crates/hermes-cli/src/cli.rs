@@ -137,6 +137,22 @@ pub struct GenCertsArgs {
 /// `hermes bench`.
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
+    /// The store to load: hermes (from --cluster), redis or etcd (from --endpoints; etcd needs
+    /// a build with `--features etcd`).
+    #[arg(long, value_enum, default_value_t = crate::commands::bench::backend::Target::Hermes)]
+    pub target: crate::commands::bench::backend::Target,
+    /// With --target redis or etcd: the servers, comma-separated `host:port` (redis: the
+    /// primary, the first one; default 127.0.0.1:6379; etcd: clients round-robin over them;
+    /// default 127.0.0.1:2379).
+    #[arg(long, value_delimiter = ',', value_name = "HOST:PORT,...")]
+    pub endpoints: Vec<String>,
+    /// With --target redis: replicas that must acknowledge each write (`SET` then `WAIT N`);
+    /// 0 for a plain `SET`.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub redis_wait: usize,
+    /// With --target redis: the timeout of `WAIT`, in milliseconds.
+    #[arg(long, default_value_t = 1_000)]
+    pub redis_wait_timeout_ms: u64,
     /// Concurrent closed-loop clients, spread over all nodes.
     #[arg(long, default_value_t = 16)]
     pub clients: usize,

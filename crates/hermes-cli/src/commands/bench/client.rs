@@ -6,11 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hermes_core::{Op, Outcome};
-use hermes_node::{NodeError, RemoteClient};
 
+use super::backend::{ClientConnection, Completion, Request};
 use super::record::{Event, EventType, EventValue, Recorder};
-use super::stats::{error_name, RunStats, UNEXPECTED_ANSWER};
+use super::stats::RunStats;
 use super::workload::{OpKind, SplitMix64, Workload};
 
 /// How long a client pauses after an error other than an abort, so that a broken connection
@@ -82,8 +81,9 @@ impl RunControl {
 pub struct ClientContext {
     /// The client number (`process` in the record).
     pub process: usize,
-    /// The connection to the client's node (possibly shared with other clients).
-    pub connection: Arc<RemoteClient>,
+    /// The client's way to the store (for Hermes, its node's connection, shared with the
+    /// other clients of that node).
+    pub connection: ClientConnection,
     /// Keys, values and the mix.
     pub workload: Arc<Workload>,
     /// Where events go, with `--record`.
@@ -94,49 +94,8 @@ pub struct ClientContext {
     pub seed: u64,
 }
 
-/// How an operation ended.
-enum Completion {
-    /// A read's answer (`None`: the key is absent).
-    Read(Option<Bytes>),
-    /// A write committed.
-    Written,
-    /// A compare-and-swap committed.
-    Swapped,
-    /// A compare-and-swap compared a different value; nothing was written.
-    ComparedDifferent,
-    /// The request failed: the error's name and whether it may still take effect.
-    Failed {
-        /// The short name of the error.
-        name: &'static str,
-        /// Whether the update may still take effect.
-        outcome_unknown: bool,
-        /// Whether to pause before the next operation.
-        pause: bool,
-    },
-}
-
-/// Sorts a node's answer to an operation of `kind`.
-fn complete(kind: OpKind, result: Result<Outcome, NodeError>) -> Completion {
-    match (kind, result) {
-        (OpKind::Read, Ok(Outcome::Value(value))) => Completion::Read(value),
-        (OpKind::Write, Ok(Outcome::Written { .. })) => Completion::Written,
-        (OpKind::Cas, Ok(Outcome::Swapped { .. })) => Completion::Swapped,
-        (OpKind::Cas, Err(NodeError::CasFailed)) => Completion::ComparedDifferent,
-        (_, Ok(_)) => Completion::Failed {
-            name: UNEXPECTED_ANSWER,
-            outcome_unknown: true,
-            pause: true,
-        },
-        (_, Err(error)) => Completion::Failed {
-            name: error_name(&error),
-            outcome_unknown: error.outcome_unknown(),
-            pause: !matches!(error, NodeError::Aborted),
-        },
-    }
-}
-
 /// The recorded type of a completion of an operation of `kind`.
-fn completion_type(kind: OpKind, completion: &Completion) -> EventType {
+pub fn completion_type(kind: OpKind, completion: &Completion) -> EventType {
     match completion {
         Completion::Read(_) | Completion::Written | Completion::Swapped => EventType::Ok,
         Completion::ComparedDifferent => EventType::Fail,
@@ -155,7 +114,7 @@ fn completion_type(kind: OpKind, completion: &Completion) -> EventType {
 pub async fn run_client(context: ClientContext) -> RunStats {
     let ClientContext {
         process,
-        connection,
+        mut connection,
         workload,
         recorder,
         control,
@@ -174,27 +133,27 @@ pub async fn run_client(context: ClientContext) -> RunStats {
         let key_index = workload.pick_key(&mut rng);
         let key = workload.key(key_index);
         let kind = workload.pick_op(&mut rng);
-        let (op, new_value, expected) = match kind {
-            OpKind::Read => (Op::Read { key: key.clone() }, None, None),
+        let (request, new_value, expected) = match kind {
+            OpKind::Read => (Request::Read { key: key.clone() }, None, None),
             OpKind::Write => {
                 writes_issued += 1;
                 let value = workload.value(process, writes_issued);
-                let op = Op::Write {
+                let request = Request::Write {
                     key: key.clone(),
                     value: value.clone(),
                 };
-                (op, Some(value), None)
+                (request, Some(value), None)
             }
             OpKind::Cas => {
                 writes_issued += 1;
                 let value = workload.value(process, writes_issued);
                 let expected = last_seen.get(&key_index).cloned();
-                let op = Op::Cas {
+                let request = Request::Cas {
                     key: key.clone(),
                     expected: expected.clone(),
                     new: value.clone(),
                 };
-                (op, Some(value), expected)
+                (request, Some(value), expected)
             }
         };
         let new_bytes = new_value.as_deref().unwrap_or_default();
@@ -221,10 +180,10 @@ pub async fn run_client(context: ClientContext) -> RunStats {
             }
         }
         let started = Instant::now();
-        let result = tokio::time::timeout_at(control.abandon_at, connection.execute(op)).await;
+        let result = tokio::time::timeout_at(control.abandon_at, connection.execute(request)).await;
         let latency = started.elapsed();
         let completion = match result {
-            Ok(result) => complete(kind, result),
+            Ok(completion) => completion,
             Err(_) => Completion::Failed {
                 name: ABANDONED,
                 outcome_unknown: true,
@@ -295,32 +254,4 @@ pub async fn run_client(context: ClientContext) -> RunStats {
         }
     }
     stats
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failed_updates_are_recorded_so_the_checker_stays_sound() {
-        let timeout = || {
-            complete(
-                OpKind::Write,
-                Err(NodeError::Timeout {
-                    outcome_unknown: true,
-                }),
-            )
-        };
-        assert_eq!(completion_type(OpKind::Write, &timeout()), EventType::Info);
-        let overloaded = complete(OpKind::Write, Err(NodeError::Overloaded("full".into())));
-        assert_eq!(completion_type(OpKind::Write, &overloaded), EventType::Fail);
-        let aborted = complete(OpKind::Cas, Err(NodeError::Aborted));
-        assert_eq!(completion_type(OpKind::Cas, &aborted), EventType::Info);
-        let different = complete(OpKind::Cas, Err(NodeError::CasFailed));
-        assert_eq!(completion_type(OpKind::Cas, &different), EventType::Fail);
-        let read_failed = complete(OpKind::Read, Err(NodeError::NetworkError("gone".into())));
-        assert_eq!(completion_type(OpKind::Read, &read_failed), EventType::Fail);
-        let absent = complete(OpKind::Read, Ok(Outcome::Value(None)));
-        assert_eq!(completion_type(OpKind::Read, &absent), EventType::Ok);
-    }
 }

@@ -1,8 +1,10 @@
-//! `hermes bench`: a closed-loop load generator.
+//! `hermes bench`: a closed-loop load generator, for Hermes and, to compare, for Redis and etcd
+//! (`--target`, see [`backend`]).
 //!
-//! Opens one connection per node (clients on the same node share it: their requests are
-//! pipelined and batched), puts client `i` on node `i mod n` (or every client on `--node`), and
-//! runs every client in a loop for `--duration-ms`: draw a key uniformly from `k0..k{K-1}`, draw
+//! For Hermes, opens one connection per node (clients on the same node share it: their requests
+//! are pipelined and batched), puts client `i` on node `i mod n` (or every client on `--node`);
+//! for Redis, one connection per client to the primary; for etcd, one channel per endpoint,
+//! client `i` on endpoint `i mod n`. Then runs every client in a loop for `--duration-ms`: draw a key uniformly from `k0..k{K-1}`, draw
 //! the kind by the ratios (compare-and-swap, write, else read), send it, wait for the answer.
 //! Written values are `v<client>-<n>-<run tag>` padded to `--value-bytes`, unique per write; a
 //! compare-and-swap expects the value its client last read or wrote under the key (or absent).
@@ -17,6 +19,7 @@
 //! Exit status 0 when the run completed, even if some requests failed (they are reported);
 //! 1 with one line on stderr for invalid arguments or when no node could be reached.
 
+pub mod backend;
 mod client;
 mod record;
 mod stats;
@@ -26,17 +29,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hermes_core::{NodeId, Op, Outcome};
-use hermes_net::TlsConfig;
-use hermes_node::{ClientConfig, RemoteClient};
 use serde_json::{json, Map, Value};
 
+use self::backend::{Backend, Completion, Request, Target, ETCD_UNSUPPORTED};
 use self::client::{run_client, ClientContext, RunControl};
 use self::record::{Event, EventType, EventValue, Recorder};
 use self::stats::{format_latency, kind_json, per_second, rounded, RunStats, PERCENTILES};
 use self::workload::{run_tag, OpKind, Workload};
 use crate::cli::{BenchArgs, ClientArgs};
-use crate::commands::kv::load_cluster;
 use crate::commands::start::shutdown_signal;
 use crate::error::CliError;
 use crate::output::{init_logging, print_json};
@@ -64,25 +64,20 @@ const INITIAL_READ_RETRY_MS: u64 = 200;
 pub async fn run(client_args: &ClientArgs, args: BenchArgs) -> Result<(), CliError> {
     init_logging("warn");
     validate(&args)?;
-    let config = load_cluster(client_args)?;
-    let node_ids = chosen_nodes(&config, client_args)?;
+    if args.target != Target::Hermes && client_args.node.is_some() {
+        return Err(CliError::other(format!(
+            "--node: only with --target hermes, not {}",
+            args.target.name()
+        )));
+    }
     let recorder = match &args.record {
         Some(path) => Some(Arc::new(Recorder::create(path)?)),
         None => None,
     };
-    let tls = config
-        .tls
-        .load()
-        .map_err(|err| CliError::other(err.to_string()))?;
-    let (connections, unreachable) = connect_all(&config, &tls, &node_ids).await;
-    if connections.is_empty() {
-        return Err(CliError::other(format!(
-            "cannot connect to any node: {}",
-            unreachable.join("; ")
-        )));
-    }
+    let (backend, unreachable) = Backend::connect(client_args, &args).await?;
+    let backend = Arc::new(backend);
     for failure in &unreachable {
-        eprintln!("warning: {failure}; its clients go to the other nodes");
+        eprintln!("warning: {failure}; its clients go to the others");
     }
 
     let seed_base = SystemTime::now()
@@ -103,7 +98,11 @@ pub async fn run(client_args: &ClientArgs, args: BenchArgs) -> Result<(), CliErr
                 args.keys
             );
         }
-        record_initial_values(&connections, &workload, recorder, args.clients).await?;
+        record_initial_values(&backend, &workload, recorder, args.clients).await?;
+    }
+    let mut connections = Vec::with_capacity(args.clients);
+    for process in 0..args.clients {
+        connections.push(backend.client(process).await.map_err(CliError::other)?);
     }
     let started = Instant::now();
     let deadline = started
@@ -111,10 +110,10 @@ pub async fn run(client_args: &ClientArgs, args: BenchArgs) -> Result<(), CliErr
         .ok_or_else(|| CliError::other("--duration-ms: too long"))?;
     let control = Arc::new(RunControl::new(deadline));
     let mut clients = Vec::with_capacity(args.clients);
-    for process in 0..args.clients {
+    for (process, connection) in connections.into_iter().enumerate() {
         let context = ClientContext {
             process,
-            connection: Arc::clone(&connections[process % connections.len()]),
+            connection,
             workload: Arc::clone(&workload),
             recorder: recorder.clone(),
             control: Arc::clone(&control),
@@ -145,9 +144,7 @@ pub async fn run(client_args: &ClientArgs, args: BenchArgs) -> Result<(), CliErr
     if let Some(progress) = progress {
         progress.abort();
     }
-    for connection in &connections {
-        connection.close();
-    }
+    backend.close();
     if let Some(failure) = client_failure {
         return Err(CliError::other(format!("a bench client failed: {failure}")));
     }
@@ -158,7 +155,7 @@ pub async fn run(client_args: &ClientArgs, args: BenchArgs) -> Result<(), CliErr
 
     let report = Report {
         args: &args,
-        nodes: connections.iter().map(|c| c.node().0).collect(),
+        backend: &backend,
         unreachable,
         elapsed,
         interrupted: control.was_stopped(),
@@ -214,59 +211,42 @@ fn validate(args: &BenchArgs) -> Result<(), CliError> {
             args.write_ratio, args.cas_ratio
         ));
     }
-    Ok(())
-}
-
-/// The nodes to load: `--node`, or every node of the configuration.
-fn chosen_nodes(config: &ClientConfig, client_args: &ClientArgs) -> Result<Vec<NodeId>, CliError> {
-    match client_args.node {
-        Some(id) if config.addr_of(NodeId(id)).is_none() => Err(CliError::other(format!(
-            "--node {id}: not in {}",
-            client_args.cluster.display()
-        ))),
-        Some(id) => Ok(vec![NodeId(id)]),
-        None => Ok(config.nodes.iter().map(|node| node.id).collect()),
-    }
-}
-
-/// Connects to every node at once; returns the connections in node order and why the others
-/// failed.
-async fn connect_all(
-    config: &ClientConfig,
-    tls: &TlsConfig,
-    node_ids: &[NodeId],
-) -> (Vec<Arc<RemoteClient>>, Vec<String>) {
-    let attempts: Vec<_> = node_ids
-        .iter()
-        .map(|&node| {
-            let config = config.clone();
-            let tls = tls.clone();
-            tokio::spawn(async move { RemoteClient::connect_with(&config, &tls, node).await })
-        })
-        .collect();
-    let mut connections = Vec::new();
-    let mut failures = Vec::new();
-    for (attempt, node) in attempts.into_iter().zip(node_ids) {
-        match attempt.await {
-            Ok(Ok(connection)) => connections.push(Arc::new(connection)),
-            Ok(Err(err)) => failures.push(err.to_string()),
-            Err(err) => failures.push(format!("node {}: {err}", node.0)),
+    match args.target {
+        Target::Hermes if !args.endpoints.is_empty() => {
+            return fail(
+                "--endpoints: only with --target redis or etcd (hermes reads --cluster)".into(),
+            );
         }
+        Target::Etcd if !cfg!(feature = "etcd") => return fail(ETCD_UNSUPPORTED.into()),
+        Target::Redis if args.redis_wait > 0 && args.redis_wait_timeout_ms == 0 => {
+            return fail("--redis-wait-timeout-ms: at least 1 (WAIT with 0 waits forever)".into());
+        }
+        _ => {}
     }
-    (connections, failures)
+    if args
+        .endpoints
+        .iter()
+        .any(|endpoint| endpoint.trim().is_empty())
+    {
+        return fail(format!(
+            "--endpoints: an empty endpoint in {:?}",
+            args.endpoints.join(",")
+        ));
+    }
+    Ok(())
 }
 
 /// Starts the record with the value every key holds before the run, so that the history can be
 /// checked on a cluster that already holds data: for each key that exists, a write of its value
 /// by process `process` (one past the last client), invoked and completed before any client
 /// starts, marked `"initial":true`. Keys are read with up to [`INITIAL_READERS_MAX`] concurrent
-/// readers spread over the connections.
+/// readers, each with a connection of its own (for Hermes: spread over the nodes).
 ///
 /// # Errors
 /// A one-line message if a key cannot be read (the record would not be checkable) or the record
 /// cannot be written.
 async fn record_initial_values(
-    connections: &[Arc<RemoteClient>],
+    backend: &Arc<Backend>,
     workload: &Arc<Workload>,
     recorder: &Arc<Recorder>,
     process: usize,
@@ -274,14 +254,15 @@ async fn record_initial_values(
     let readers = workload.key_count().min(INITIAL_READERS_MAX);
     let tasks: Vec<_> = (0..readers)
         .map(|reader| {
-            let connection = Arc::clone(&connections[reader % connections.len()]);
+            let backend = Arc::clone(backend);
             let workload = Arc::clone(workload);
             let recorder = Arc::clone(recorder);
             tokio::spawn(async move {
+                let mut connection = backend.client(reader).await?;
                 let mut lines = Vec::new();
                 for key_index in (reader..workload.key_count()).step_by(readers) {
                     let key = workload.key(key_index);
-                    let Some(value) = read_with_retries(&connection, &key).await? else {
+                    let Some(value) = read_with_retries(&mut connection, &key).await? else {
                         continue;
                     };
                     lines.clear();
@@ -317,15 +298,15 @@ async fn record_initial_values(
 
 /// Reads `key`, retrying errors a few times; `None` if the key is absent.
 async fn read_with_retries(
-    connection: &RemoteClient,
+    connection: &mut backend::ClientConnection,
     key: &bytes::Bytes,
 ) -> Result<Option<bytes::Bytes>, String> {
     let mut attempt = 1;
     loop {
-        let error = match connection.execute(Op::Read { key: key.clone() }).await {
-            Ok(Outcome::Value(value)) => return Ok(value),
-            Ok(other) => format!("unexpected answer {other:?}"),
-            Err(err) => err.to_string(),
+        let error = match connection.execute(Request::Read { key: key.clone() }).await {
+            Completion::Read(value) => return Ok(value),
+            Completion::Failed { name, .. } => name.to_string(),
+            other => format!("unexpected answer {other:?}"),
         };
         if attempt >= INITIAL_READ_ATTEMPTS {
             return Err(format!(
@@ -364,9 +345,9 @@ async fn print_progress(control: Arc<RunControl>) {
 struct Report<'a> {
     /// The run's arguments.
     args: &'a BenchArgs,
-    /// The nodes that were loaded.
-    nodes: Vec<u32>,
-    /// Why the other nodes could not be reached.
+    /// The store that was loaded.
+    backend: &'a Backend,
+    /// Why its other nodes or endpoints could not be reached.
     unreachable: Vec<String>,
     /// From the first client's start to the last client's end.
     elapsed: Duration,
@@ -397,8 +378,10 @@ impl Report<'_> {
         let answered = self.stats.answered();
         let mut object = Map::new();
         object.insert("ok".into(), json!(true));
+        object.insert("target".into(), json!(self.args.target.name()));
+        object.insert("write_mode".into(), self.backend.write_mode_json());
         object.insert("clients".into(), json!(self.args.clients));
-        object.insert("nodes".into(), json!(self.nodes));
+        object.insert("nodes".into(), self.backend.nodes_json());
         object.insert("unreachable".into(), json!(self.unreachable));
         object.insert("keys".into(), json!(self.args.keys));
         object.insert("value_bytes".into(), json!(self.args.value_bytes));
@@ -437,13 +420,11 @@ impl Report<'_> {
     /// Prints the report for people on stdout.
     fn print(&self) {
         let args = self.args;
-        let nodes: Vec<String> = self.nodes.iter().map(u32::to_string).collect();
         println!(
-            "{} clients over node{} {} for {:.2} s{}: {} keys, {}-byte values, {}% writes, {}% \
+            "{} clients over {} for {:.2} s{}: {} keys, {}-byte values, {}% writes, {}% \
              compare-and-swaps",
             args.clients,
-            if nodes.len() == 1 { "" } else { "s" },
-            nodes.join(", "),
+            self.backend.describe(),
             self.elapsed.as_secs_f64(),
             if self.interrupted {
                 " (interrupted)"
@@ -527,6 +508,10 @@ mod tests {
 
     fn args() -> BenchArgs {
         BenchArgs {
+            target: Target::Hermes,
+            endpoints: Vec::new(),
+            redis_wait: 1,
+            redis_wait_timeout_ms: 1000,
             clients: 4,
             duration_ms: 1000,
             keys: 10,
@@ -595,5 +580,46 @@ mod tests {
             ..args()
         })
         .is_ok());
+    }
+
+    #[test]
+    fn target_options_are_checked() {
+        let redis = || BenchArgs {
+            target: Target::Redis,
+            endpoints: vec!["127.0.0.1:6379".into()],
+            ..args()
+        };
+        assert!(validate(&redis()).is_ok());
+        assert!(validate(&BenchArgs {
+            redis_wait: 0,
+            redis_wait_timeout_ms: 0,
+            ..redis()
+        })
+        .is_ok());
+        assert!(rejected(BenchArgs {
+            redis_wait_timeout_ms: 0,
+            ..redis()
+        })
+        .starts_with("--redis-wait-timeout-ms"));
+        assert!(rejected(BenchArgs {
+            endpoints: vec!["127.0.0.1:6379".into(), String::new()],
+            ..redis()
+        })
+        .starts_with("--endpoints"));
+        assert!(rejected(BenchArgs {
+            target: Target::Hermes,
+            ..redis()
+        })
+        .starts_with("--endpoints"));
+        let etcd = validate(&BenchArgs {
+            target: Target::Etcd,
+            endpoints: Vec::new(),
+            ..args()
+        });
+        assert_eq!(etcd.is_ok(), cfg!(feature = "etcd"));
+        if let Err(err) = etcd {
+            assert!(err.message.contains("--features etcd"), "{}", err.message);
+            assert!(!err.message.contains('\n'));
+        }
     }
 }
