@@ -383,6 +383,10 @@ async fn send_loop<M: Wire>(
             };
             encoder.clear();
             push_or_drop(&shared, peer, &mut encoder, first, &mut carry);
+            if queue.is_empty() {
+                // Let the sender finish the burst it is writing, so that it shares this frame.
+                tokio::task::yield_now().await;
+            }
             while encoder.len() < limits.batch_messages_max && carry.is_none() {
                 match queue.try_recv() {
                     Ok(msg) => push_or_drop(&shared, peer, &mut encoder, msg, &mut carry),
