@@ -7,7 +7,7 @@ use hermes_core::{NodeId, Op, Outcome, Ts};
 use hermes_net::{Client, NetError, ServerError, TlsConfig};
 
 use crate::config::ClientConfig;
-use crate::wire::{ClientAnswer, ClientCall};
+use crate::wire::{committed, found, ClientAnswer, ClientCall};
 use crate::{NodeError, Status};
 
 /// A connection to one node of a cluster. Calls take `&self` and may run concurrently: they are
@@ -142,13 +142,7 @@ impl RemoteClient {
     /// # Errors
     /// [`NodeError::ValueNotFound`] if it does not exist, or as [`RemoteClient::execute`].
     pub async fn read(&self, key: impl Into<Bytes>) -> Result<Bytes, NodeError> {
-        match self.execute(Op::Read { key: key.into() }).await? {
-            Outcome::Value(Some(value)) => Ok(value),
-            Outcome::Value(None) => Err(NodeError::ValueNotFound),
-            other => Err(NodeError::NetworkError(format!(
-                "unexpected answer to a read: {other:?}"
-            ))),
-        }
+        found(self.execute(Op::Read { key: key.into() }).await?)
     }
 
     /// Deletes `key`.
@@ -194,14 +188,5 @@ impl RemoteClient {
     /// Closes the connection.
     pub fn close(&self) {
         self.client.close();
-    }
-}
-
-fn committed(outcome: Outcome) -> Result<Ts, NodeError> {
-    match outcome {
-        Outcome::Written { ts } | Outcome::Swapped { ts } => Ok(ts),
-        Outcome::Value(_) => Err(NodeError::NetworkError(
-            "unexpected answer to an update: a value".into(),
-        )),
     }
 }

@@ -20,7 +20,7 @@ use crate::data_dir::DataDir;
 use crate::driver::{Command, Driver, Inputs};
 use crate::persist::Persistence;
 use crate::status::{Counters, PeerStatus, RuntimeCounters, Status};
-use crate::wire::{ClientAnswer, ClientCall};
+use crate::wire::{committed, found, ClientAnswer, ClientCall};
 use crate::NodeError;
 
 /// Maps the runtime's monotonic clock to the core's [`hermes_core::Instant`] (microseconds since
@@ -361,13 +361,7 @@ impl ClusterNode {
         if let Some(found) = self.read_local(&key) {
             return found.ok_or(NodeError::ValueNotFound);
         }
-        match self.execute(Op::Read { key }).await? {
-            Outcome::Value(Some(value)) => Ok(value),
-            Outcome::Value(None) => Err(NodeError::ValueNotFound),
-            other => Err(NodeError::NetworkError(format!(
-                "unexpected answer to a read: {other:?}"
-            ))),
-        }
+        found(self.execute(Op::Read { key }).await?)
     }
 
     /// The read fast path alone: `Some(value or None for absent)` if the read can be answered
@@ -531,13 +525,4 @@ struct Parts {
     runtime: crate::config::RuntimeConfig,
     local_addr: Option<SocketAddr>,
     closer: Option<Closer>,
-}
-
-fn committed(outcome: Outcome) -> Result<Ts, NodeError> {
-    match outcome {
-        Outcome::Written { ts } | Outcome::Swapped { ts } => Ok(ts),
-        Outcome::Value(_) => Err(NodeError::NetworkError(
-            "unexpected answer to an update: a value".into(),
-        )),
-    }
 }

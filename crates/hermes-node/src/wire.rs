@@ -1,6 +1,7 @@
 //! The client protocol's application messages, carried by [`hermes_net::Client`].
 
-use hermes_core::{Op, Outcome};
+use bytes::Bytes;
+use hermes_core::{Op, Outcome, Ts};
 use serde::{Deserialize, Serialize};
 
 use crate::{NodeError, Status};
@@ -22,4 +23,25 @@ pub enum ClientAnswer {
     Done(Result<Outcome, NodeError>),
     /// The answer to [`ClientCall::Status`].
     Status(Box<Status>),
+}
+
+/// The timestamp of a committed update, from its outcome.
+pub(crate) fn committed(outcome: Outcome) -> Result<Ts, NodeError> {
+    match outcome {
+        Outcome::Written { ts } | Outcome::Swapped { ts } => Ok(ts),
+        Outcome::Value(_) => Err(NodeError::NetworkError(
+            "unexpected answer to an update: a value".into(),
+        )),
+    }
+}
+
+/// The value a read found; an absent key is [`NodeError::ValueNotFound`].
+pub(crate) fn found(outcome: Outcome) -> Result<Bytes, NodeError> {
+    match outcome {
+        Outcome::Value(Some(value)) => Ok(value),
+        Outcome::Value(None) => Err(NodeError::ValueNotFound),
+        other => Err(NodeError::NetworkError(format!(
+            "unexpected answer to a read: {other:?}"
+        ))),
+    }
 }
