@@ -226,6 +226,13 @@ impl<T: Transport<Message>> Driver<T> {
     }
 
     fn submit(&mut self, node: &mut Node, now: hermes_core::Instant, op: Op, waiter: Waiter) {
+        let _span = tracing::debug_span!(
+            "request",
+            node = self.shared.id.0,
+            op = op_name(&op),
+            key_bytes = op.key().len()
+        )
+        .entered();
         if let Op::Read { key } = &op {
             if let Some(value) = node.read_local(now, key) {
                 RuntimeCounters::bump(&self.shared.counters.fast_reads);
@@ -288,6 +295,12 @@ impl<T: Transport<Message>> Driver<T> {
                         })??;
                 }
                 Action::ViewInstalled(view) => {
+                    let _span = tracing::info_span!(
+                        "view_change",
+                        node = self.shared.id.0,
+                        epoch = view.epoch.0
+                    )
+                    .entered();
                     let members: Vec<u32> = view.members.iter().map(|n| n.0).collect();
                     let shadows: Vec<u32> = view.shadows.iter().map(|n| n.0).collect();
                     tracing::info!(
@@ -325,6 +338,16 @@ async fn next_client(
     match clients {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// The operation's name in logs.
+fn op_name(op: &Op) -> &'static str {
+    match op {
+        Op::Read { .. } => "read",
+        Op::Write { .. } => "write",
+        Op::Delete { .. } => "delete",
+        Op::Cas { .. } => "cas",
     }
 }
 
