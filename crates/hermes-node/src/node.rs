@@ -159,7 +159,7 @@ impl ClusterNode {
         let (persistence, records) = if config.durability == Durability::Memory {
             (None, Vec::new())
         } else {
-            let (persistence, records) = Persistence::open(&config.data_dir)?;
+            let (persistence, records) = Persistence::open(&config.data_dir, config.durability)?;
             (Some(persistence), records)
         };
         let node = match saved {

@@ -6,10 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use hermes_core::{Key, PersistToken, Record};
-use hermes_store::{AsyncWriter, RedbStore, Store, StoreError, WriterConfig, WriterEvent};
+use hermes_store::{
+    AsyncWriter, Durability, RedbStore, Store, StoreError, WriterConfig, WriterEvent,
+};
 use tokio::sync::mpsc;
 
 use crate::NodeError;
+
+/// In `async` mode, the shortest time between two commits of the store writer.
+const ASYNC_GROUP_INTERVAL_MS: u64 = 10;
 
 /// The file of the records store inside the data directory.
 const RECORDS_FILE: &str = "records.redb";
@@ -23,11 +28,23 @@ pub(crate) struct Persistence {
 
 impl Persistence {
     /// Opens (or creates) the store in `data_dir`, reads every record, and starts the writer.
-    pub(crate) fn open(data_dir: &Path) -> Result<(Self, Vec<(Key, Record)>), NodeError> {
+    pub(crate) fn open(
+        data_dir: &Path,
+        durability: Durability,
+    ) -> Result<(Self, Vec<(Key, Record)>), NodeError> {
         let store = RedbStore::open(data_dir.join(RECORDS_FILE))?;
         let records = store.load_all()?;
         let (tx, events) = mpsc::unbounded_channel();
-        let writer = AsyncWriter::spawn(store, WriterConfig::default(), move |event| {
+        let config = WriterConfig {
+            // Nothing waits for an `async` record: gather more of them into each commit.
+            group_interval_ms: if durability == Durability::Async {
+                ASYNC_GROUP_INTERVAL_MS
+            } else {
+                0
+            },
+            ..WriterConfig::default()
+        };
+        let writer = AsyncWriter::spawn(store, config, move |event| {
             let _ = tx.send(event);
         })?;
         Ok((

@@ -114,6 +114,33 @@ fn collect_events<T: Send + 'static>() -> (
 }
 
 #[test]
+fn a_group_interval_loses_nothing_and_keeps_the_order() {
+    let (on_event, events) = collect_events::<u64>();
+    let config = WriterConfig {
+        group_interval_ms: 5,
+        ..WriterConfig::default()
+    };
+    let writer = AsyncWriter::spawn(MemStore::new(), config, on_event).unwrap();
+    for n in 0..200u64 {
+        writer.submit(one(n), n).unwrap();
+        if n % 50 == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    writer.flush().unwrap();
+    let mut durable = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        match event {
+            WriterEvent::Durable(tokens) => durable.extend(tokens),
+            WriterEvent::Failed(err) => panic!("{err}"),
+        }
+    }
+    assert_eq!(durable, (0..200).collect::<Vec<u64>>());
+    let store = writer.shutdown().unwrap();
+    assert_eq!(store.load_all().unwrap().len(), 200);
+}
+
+#[test]
 fn every_batch_is_written_and_reported_durable_in_order() {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let (on_event, events) = collect_events::<u64>();
@@ -191,6 +218,7 @@ fn group_size_is_bounded() {
     let config = WriterConfig {
         queue_batches_max: 64,
         group_records_max: 10,
+        group_interval_ms: 0,
     };
     let writer = AsyncWriter::spawn(probe, config, |_: WriterEvent<()>| {}).unwrap();
     writer.submit(one(0), ()).unwrap();
