@@ -174,7 +174,8 @@ impl<T: Transport<Message>> Driver<T> {
         self.had_lease = has_lease;
         // Replies to requests the core answered belong to the waiters of this driver; resolve
         // the request-level errors while the core's state is at hand.
-        let serving = node.state(now) == hermes_core::NodeState::Active;
+        // Whether the node holds its lease: a timeout without one is a lost quorum.
+        let serving = node.may_serve(now);
         for action in &mut self.actions {
             if let Action::Reply { id, result } = action {
                 if let Some(waiter) = self.pending.remove(id) {

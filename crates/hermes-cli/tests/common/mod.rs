@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -241,9 +241,4 @@ pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
         .iter()
         .map(|s| s.local_addr().expect("addr"))
         .collect()
-}
-
-/// A path inside the cluster's directory.
-pub fn path_in(dir: &Path, name: &str) -> String {
-    dir.join(name).display().to_string()
 }
