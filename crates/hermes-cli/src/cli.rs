@@ -174,6 +174,10 @@ pub struct BenchArgs {
     /// Write every operation to FILE as JSON lines (invoke / ok / fail / info events).
     #[arg(long, value_name = "FILE")]
     pub record: Option<PathBuf>,
+    /// Threads of the load generator (1: one thread, whose clients share frames and wake-ups;
+    /// the same for every --target).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
 }
 
 /// `hermes simulate`.

@@ -64,15 +64,20 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Simulate(args) => commands::simulate::run(args),
         Command::GenCerts(args) => commands::gen_certs::run(args),
+        Command::Start(args) => {
+            // The configuration decides the runtime, so it is read before one exists.
+            let config = commands::start::load(&args)?;
+            let runtime = build_runtime(config.runtime.runtime_builder())?;
+            runtime.block_on(commands::start::run(config))
+        }
         command => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .map_err(|err| CliError::other(format!("cannot start the async runtime: {err}")))?;
+            let threads = match &command {
+                Command::Bench(args) => usize::from(args.threads),
+                _ => 1,
+            };
+            let runtime = build_runtime(hermes_node::config::runtime_builder(threads))?;
             runtime.block_on(async move {
                 match command {
-                    Command::Start(args) => commands::start::run(args).await,
                     Command::Dev(args) => commands::dev::run(args).await,
                     Command::Bench(args) => commands::bench::run(&cli.client, args).await,
                     other => commands::kv::run(&cli.client, other).await,
@@ -80,4 +85,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             })
         }
     }
+}
+
+fn build_runtime(
+    mut builder: tokio::runtime::Builder,
+) -> Result<tokio::runtime::Runtime, CliError> {
+    builder
+        .build()
+        .map_err(|err| CliError::other(format!("cannot start the async runtime: {err}")))
 }

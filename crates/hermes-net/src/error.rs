@@ -208,6 +208,9 @@ pub enum RefuseReason {
     /// The remote side negotiated an application protocol this endpoint does not serve.
     #[error("unsupported application protocol")]
     UnsupportedProtocol,
+    /// The endpoint already serves `client_connections_max` client connections.
+    #[error("too many client connections")]
+    TooManyClients,
 }
 
 /// A transport-level refusal of a client request, sent back in place of a response.

@@ -54,8 +54,8 @@ pub use error::{FrameError, NetError, RefuseReason, ServerError};
 pub use mem::{MemConfig, MemNetwork, MemTransport};
 pub use protocol::{Request, Response};
 pub use quic::{
-    BoundWithClients, Client, ClientOptions, ClientRequest, QuicConfig, QuicTransport, Requests,
-    Responder, Wire,
+    free_loopback_addrs, BoundWithClients, Client, ClientOptions, ClientRequest, ClientTransport,
+    QuicConfig, QuicTransport, Requests, Responder, Wire,
 };
 pub use stats::NetStats;
 pub use tls::{CLIENT_ALPN, PEER_ALPN};

@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use hermes_core::NodeId;
-use hermes_net::{ClientOptions, QuicConfig, TlsConfig};
+use hermes_net::{ClientOptions, ClientTransport, QuicConfig, TlsConfig};
 use hermes_store::Durability;
 use serde::{Deserialize, Serialize};
 
@@ -178,6 +178,10 @@ pub struct NetworkConfig {
     pub client_queue_max: usize,
     /// Most unanswered requests per client connection.
     pub client_inflight_max: usize,
+    /// Most client connections served at once; more are refused.
+    pub client_connections_max: usize,
+    /// Also serve clients over TLS on TCP, on the TCP port with the number of `listen`'s port.
+    pub client_tcp: bool,
 }
 
 impl Default for NetworkConfig {
@@ -200,6 +204,8 @@ impl Default for NetworkConfig {
             socket_buffer_bytes: quic.socket_buffer_bytes,
             client_queue_max: quic.client_queue_max,
             client_inflight_max: quic.client_inflight_max,
+            client_connections_max: quic.client_connections_max,
+            client_tcp: quic.client_tcp,
         }
     }
 }
@@ -228,7 +234,16 @@ pub struct RuntimeConfig {
     pub drain_inputs_max: usize,
     /// How long [`crate::ClusterNode::shutdown`] waits for pending requests and the store.
     pub shutdown_timeout_ms: u64,
+    /// Threads of the Tokio runtime that `hermes start` builds for the node (at most
+    /// [`WORKER_THREADS_LIMIT`]). 1, the default, runs the node on one thread (a current-thread
+    /// runtime): tasks hand work to each other without waking other threads, which is fastest
+    /// when nodes share cores. More threads use a multi-threaded runtime. Not used when a
+    /// program starts [`crate::ClusterNode`] on its own runtime.
+    pub worker_threads: usize,
 }
+
+/// Most runtime threads a node may ask for.
+pub const WORKER_THREADS_LIMIT: usize = 256;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -236,8 +251,31 @@ impl Default for RuntimeConfig {
             commands_max: 4096,
             drain_inputs_max: 256,
             shutdown_timeout_ms: 5_000,
+            worker_threads: 1,
         }
     }
+}
+
+impl RuntimeConfig {
+    /// A Tokio runtime builder for [`RuntimeConfig::worker_threads`] threads (current-thread for
+    /// one), with I/O and time enabled.
+    pub fn runtime_builder(&self) -> tokio::runtime::Builder {
+        runtime_builder(self.worker_threads)
+    }
+}
+
+/// A Tokio runtime builder with I/O and time enabled: a current-thread runtime for one thread,
+/// a multi-threaded one with `threads` workers otherwise.
+pub fn runtime_builder(threads: usize) -> tokio::runtime::Builder {
+    let mut builder = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    builder.enable_all();
+    builder
 }
 
 /// The configuration of one node (`hermes start --config node.toml`).
@@ -356,6 +394,11 @@ impl NodeConfig {
                 return Err(format!("{field}: must be at least 1"));
             }
         }
+        if !(1..=WORKER_THREADS_LIMIT).contains(&self.runtime.worker_threads) {
+            return Err(format!(
+                "runtime.worker_threads: must be in 1..={WORKER_THREADS_LIMIT}"
+            ));
+        }
         Ok(())
     }
 
@@ -384,6 +427,8 @@ impl NodeConfig {
         quic.socket_buffer_bytes = net.socket_buffer_bytes;
         quic.client_queue_max = net.client_queue_max;
         quic.client_inflight_max = net.client_inflight_max;
+        quic.client_connections_max = net.client_connections_max;
+        quic.client_tcp = net.client_tcp;
         quic
     }
 
@@ -415,6 +460,9 @@ pub struct ClientConfig {
     /// send values that large.
     #[serde(default = "default_frame_bytes_max")]
     pub frame_bytes_max: usize,
+    /// `tcp` (TLS over TCP, the default) or `quic`: how to reach the nodes, at the same addresses.
+    #[serde(default)]
+    pub transport: ClientTransport,
 }
 
 fn default_client_timeout_ms() -> u64 {
@@ -486,6 +534,7 @@ impl ClientConfig {
         ClientOptions {
             frame_bytes_max: self.frame_bytes_max,
             connect_timeout_ms: self.connect_timeout_ms,
+            transport: self.transport,
             ..ClientOptions::default()
         }
     }

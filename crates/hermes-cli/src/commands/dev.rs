@@ -7,12 +7,13 @@
 //! directories are cleared first (refused while a node still runs there).
 
 use std::fs::{File, OpenOptions};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use hermes_core::NodeId;
+use hermes_net::ClientTransport;
 use hermes_node::config::{NetworkConfig, ProtocolConfig, RuntimeConfig};
 use hermes_node::{ClientConfig, NodeConfig, NodeState, PeerConfig, RemoteClient, TlsPaths};
 
@@ -90,7 +91,8 @@ pub async fn run(args: DevArgs) -> Result<(), CliError> {
         clear_data_dir(&dir.join(format!("node{id}")))?;
     }
     ensure_certs(&dir.join("certs"), &ids)?;
-    let addrs = free_ports(ids.len())?;
+    let addrs = hermes_net::free_loopback_addrs(ids.len())
+        .map_err(|err| CliError::other(err.to_string()))?;
     let mut config_paths = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let config = NodeConfig {
@@ -122,6 +124,7 @@ pub async fn run(args: DevArgs) -> Result<(), CliError> {
         request_timeout_ms: 10_000,
         connect_timeout_ms: 3_000,
         frame_bytes_max: 4 << 20,
+        transport: ClientTransport::default(),
     };
     let client_path = dir.join("client.toml");
     write_file(&client_path, &client.to_toml()?)?;
@@ -221,19 +224,6 @@ fn ensure_certs(dir: &Path, ids: &[u32]) -> Result<(), CliError> {
     hermes_net::gen_certs(dir, &missing_nodes, &clients, false)
         .map_err(|err| CliError::other(format!("certificates: {err}")))?;
     Ok(())
-}
-
-/// Free UDP ports on 127.0.0.1, asked from the kernel.
-fn free_ports(count: usize) -> Result<Vec<SocketAddr>, CliError> {
-    let sockets: Vec<UdpSocket> = (0..count)
-        .map(|_| UdpSocket::bind("127.0.0.1:0"))
-        .collect::<Result<_, _>>()
-        .map_err(|err| CliError::other(format!("cannot find a free port on 127.0.0.1: {err}")))?;
-    sockets
-        .iter()
-        .map(|s| s.local_addr())
-        .collect::<Result<_, _>>()
-        .map_err(|err| CliError::other(format!("cannot find a free port on 127.0.0.1: {err}")))
 }
 
 fn peers_except(ids: &[u32], addrs: &[SocketAddr], me: u32) -> Vec<PeerConfig> {

@@ -6,10 +6,17 @@ use crate::cli::StartArgs;
 use crate::error::CliError;
 use crate::output::init_logging;
 
+/// Reads and checks the node's configuration (before the runtime, which it configures, exists).
+///
+/// # Errors
+/// One line naming the file and the field.
+pub fn load(args: &StartArgs) -> Result<NodeConfig, CliError> {
+    NodeConfig::load(&args.config).map_err(|err| CliError::other(err.to_string()))
+}
+
 /// Starts the node, waits for a signal (or for the node to stop on its own), shuts it down.
-pub async fn run(args: StartArgs) -> Result<(), CliError> {
+pub async fn run(config: NodeConfig) -> Result<(), CliError> {
     init_logging("info");
-    let config = NodeConfig::load(&args.config).map_err(|err| CliError::other(err.to_string()))?;
     let id = config.node_id.0;
     let node = ClusterNode::start(config)
         .await

@@ -3,7 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -119,6 +119,7 @@ impl TestCluster {
             request_timeout_ms: 10_000,
             connect_timeout_ms: 3_000,
             frame_bytes_max: 4 << 20,
+            transport: Default::default(),
         };
         let client_config = dir.path().join("client.toml");
         std::fs::write(&client_config, client.to_toml().expect("toml")).expect("write config");
@@ -232,13 +233,7 @@ fn peers(ids: &[u32], addrs: &[SocketAddr], me: u32) -> Vec<PeerConfig> {
         .collect()
 }
 
-/// Free UDP addresses on 127.0.0.1.
+/// Free addresses on 127.0.0.1 (UDP and TCP port of the same number).
 pub fn free_addrs(n: usize) -> Vec<SocketAddr> {
-    let sockets: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    sockets
-        .iter()
-        .map(|s| s.local_addr().expect("addr"))
-        .collect()
+    hermes_net::free_loopback_addrs(n).expect("free ports")
 }

@@ -1,4 +1,5 @@
-//! The client side of the client protocol: one connection, one stream, pipelined calls.
+//! The client side of the client protocol: one connection (TLS over TCP, or QUIC), one stream,
+//! pipelined calls.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -10,9 +11,12 @@ use std::time::Duration;
 use hermes_core::NodeId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
+use super::link::{tune_tcp, Link};
 use super::socket;
 use super::tasks::Tasks;
 use crate::certs::node_dns_name;
@@ -21,28 +25,46 @@ use crate::protocol::{Request, Response};
 use crate::tls::{self, CLIENT_ALPN};
 use crate::{NetError, TlsConfig};
 
+/// How a [`Client`] reaches its node. Both carry the same frames under the same mutual TLS.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientTransport {
+    /// TLS over TCP, to the TCP port with the node's port number (the default: cheaper per call
+    /// on loopback and LANs).
+    #[default]
+    Tcp,
+    /// QUIC, to the node's UDP port.
+    Quic,
+}
+
 /// Options of a [`Client`]. Durations are in milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientOptions {
+    /// TLS over TCP or QUIC.
+    pub transport: ClientTransport,
     /// Maximum frame body, in bytes (must match the server's to send large requests).
     pub frame_bytes_max: usize,
     /// Most requests per frame.
     pub batch_messages_max: usize,
     /// Requests queued for writing before [`Client::call`] waits.
     pub queue_len_max: usize,
-    /// Interval of QUIC keep-alives; below `idle_timeout_ms`.
+    /// Interval of QUIC keep-alives (below `idle_timeout_ms`), and of TCP keep-alive probes on
+    /// an idle TCP connection (at least 1 s).
     pub keep_alive_ms: u64,
-    /// A connection with no packets for this long is closed.
+    /// A QUIC connection with no packets for this long is closed.
     pub idle_timeout_ms: u64,
     /// Time allowed for connecting.
     pub connect_timeout_ms: u64,
-    /// UDP socket buffer to ask for (0: system default).
+    /// UDP socket buffer to ask for (0: system default); QUIC only.
     pub socket_buffer_bytes: usize,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
+            transport: ClientTransport::Tcp,
             frame_bytes_max: 1 << 20,
             batch_messages_max: 128,
             queue_len_max: 1024,
@@ -97,14 +119,15 @@ impl<Resp> Drop for CallGuard<'_, Resp> {
     }
 }
 
-/// A client of the request/response protocol: one QUIC connection (ALPN [`CLIENT_ALPN`]) to one
-/// node, mutual TLS with a certificate from the cluster CA.
+/// A client of the request/response protocol: one connection (TLS over TCP or QUIC, ALPN
+/// [`CLIENT_ALPN`]) to one node, mutual TLS with a certificate from the cluster CA.
 ///
 /// [`Client::call`] takes `&self`: concurrent calls are pipelined over one stream and batched
 /// into shared frames; responses may come back in any order.
 pub struct Client<Req, Resp> {
-    conn: quinn::Connection,
-    endpoint: quinn::Endpoint,
+    link: Link,
+    /// The QUIC endpoint, for a QUIC connection.
+    endpoint: Option<quinn::Endpoint>,
     requests: mpsc::Sender<Request<Req>>,
     pending: Arc<PendingMap<Resp>>,
     next_id: AtomicU64,
@@ -129,8 +152,8 @@ where
         Self::connect_with(addr, server, tls, ClientOptions::default()).await
     }
 
-    /// Connects to the node `server` at `addr`, which must present a certificate from the
-    /// cluster CA naming `server`.
+    /// Connects to the node `server` at `addr` (its UDP port for QUIC; the TCP port with the same
+    /// number for TCP), which must present a certificate from the cluster CA naming `server`.
     ///
     /// A server that refuses this client's certificate may only be noticed at the first call,
     /// which then fails with [`NetError::ConnectionLost`].
@@ -154,31 +177,83 @@ where
         }
         let runtime = Handle::try_current()
             .map_err(|_| NetError::Config("Client::connect needs a Tokio runtime".into()))?;
-        let transport = tls::transport_config(options.keep_alive_ms, options.idle_timeout_ms)?;
-        let config = tls::quinn_client_config_with(tls, CLIENT_ALPN, Arc::new(transport))?;
-        let local: SocketAddr = if addr.is_ipv4() {
-            (Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let endpoint = socket::endpoint(local, options.socket_buffer_bytes, None)?;
+        let timeout = Duration::from_millis(options.connect_timeout_ms);
         let connect_err = |reason: String| NetError::Connect {
             remote: addr,
             reason,
         };
-        let connecting = endpoint
-            .connect_with(config, addr, &node_dns_name(server))
-            .map_err(|e| connect_err(e.to_string()))?;
-        let timeout = Duration::from_millis(options.connect_timeout_ms);
-        let conn = match tokio::time::timeout(timeout, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(connect_err(e.to_string())),
-            Err(_) => return Err(connect_err("timed out".into())),
-        };
-        let (send, recv) = conn
-            .open_bi()
-            .await
-            .map_err(|e| connect_err(e.to_string()))?;
+        match options.transport {
+            ClientTransport::Tcp => {
+                let config = tls::rustls_client_config(tls, CLIENT_ALPN)?;
+                let name = rustls::pki_types::ServerName::try_from(node_dns_name(server))
+                    .map_err(|e| NetError::Config(format!("server name: {e}")))?;
+                let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+                let stream = within(timeout, async move {
+                    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+                    tune_tcp(&tcp, options.keep_alive_ms);
+                    connector
+                        .connect(name, tcp)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(connect_err)?;
+                let (recv, send) = tokio::io::split(stream);
+                Ok(Self::start(
+                    Link::Tcp(addr),
+                    None,
+                    send,
+                    recv,
+                    options,
+                    runtime,
+                ))
+            }
+            ClientTransport::Quic => {
+                let transport =
+                    tls::transport_config(options.keep_alive_ms, options.idle_timeout_ms)?;
+                let config = tls::quinn_client_config_with(tls, CLIENT_ALPN, Arc::new(transport))?;
+                let local: SocketAddr = if addr.is_ipv4() {
+                    (Ipv4Addr::UNSPECIFIED, 0).into()
+                } else {
+                    (Ipv6Addr::UNSPECIFIED, 0).into()
+                };
+                let endpoint = socket::endpoint(local, options.socket_buffer_bytes, None)?;
+                let connecting = endpoint
+                    .connect_with(config, addr, &node_dns_name(server))
+                    .map_err(|e| connect_err(e.to_string()))?;
+                let (conn, send, recv) = within(timeout, async move {
+                    let conn = connecting.await.map_err(|e| e.to_string())?;
+                    let (send, recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+                    Ok((conn, send, recv))
+                })
+                .await
+                .map_err(connect_err)?;
+                let link = Link::Quic(conn);
+                Ok(Self::start(
+                    link,
+                    Some(endpoint),
+                    send,
+                    recv,
+                    options,
+                    runtime,
+                ))
+            }
+        }
+    }
+
+    /// Starts the writer and reader tasks of a connected stream pair.
+    fn start<W, R>(
+        link: Link,
+        endpoint: Option<quinn::Endpoint>,
+        send: W,
+        recv: R,
+        options: ClientOptions,
+        runtime: Handle,
+    ) -> Self
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+        R: AsyncRead + Unpin + Send + 'static,
+    {
         let (requests, queue) = mpsc::channel(options.queue_len_max);
         let pending = Arc::new(PendingMap(Mutex::new(Pending {
             waiters: HashMap::new(),
@@ -186,27 +261,27 @@ where
         })));
         let tasks = Tasks::new(runtime);
         tasks.spawn(write_requests(
-            conn.clone(),
+            link.clone(),
             send,
             queue,
             Arc::clone(&pending),
             options,
         ));
         tasks.spawn(read_responses(
-            conn.clone(),
+            link.clone(),
             recv,
             Arc::clone(&pending),
             options.frame_bytes_max,
         ));
-        Ok(Client {
-            conn,
+        Client {
+            link,
             endpoint,
             requests,
             pending,
             next_id: AtomicU64::new(1),
             tasks,
             _types: PhantomData,
-        })
+        }
     }
 
     /// Sends `request` and waits for its response.
@@ -258,15 +333,20 @@ impl<Req, Resp> Client<Req, Resp> {
 
     /// The server's address.
     pub fn remote_addr(&self) -> SocketAddr {
-        self.conn.remote_address()
+        self.link.remote()
     }
 
     /// Closes the connection; outstanding and later calls fail with [`NetError::Closed`].
     pub fn close(&self) {
         self.pending.close(NetError::Closed);
-        self.conn.close(super::close::SHUTDOWN, b"client closed");
-        self.endpoint
-            .close(super::close::SHUTDOWN, b"client closed");
+        self.link.close(super::close::SHUTDOWN, b"client closed");
+        if let Some(endpoint) = &self.endpoint {
+            endpoint.close(super::close::SHUTDOWN, b"client closed");
+        }
+        if let Link::Tcp(_) = self.link {
+            // Ending the tasks drops both halves of the stream, which closes the socket.
+            drop(self.tasks.take());
+        }
     }
 }
 
@@ -277,16 +357,19 @@ impl<Req, Resp> Drop for Client<Req, Resp> {
     }
 }
 
-fn lost(conn: &quinn::Connection, reason: impl ToString) -> NetError {
-    NetError::ConnectionLost {
-        remote: conn.remote_address(),
-        reason: reason.to_string(),
-    }
+/// Runs `future` for at most `timeout`.
+async fn within<T>(
+    timeout: Duration,
+    future: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .unwrap_or_else(|_| Err("timed out".to_string()))
 }
 
-async fn write_requests<Req: Serialize, Resp>(
-    conn: quinn::Connection,
-    mut send: quinn::SendStream,
+async fn write_requests<Req: Serialize, Resp, W: AsyncWrite + Unpin>(
+    link: Link,
+    mut send: W,
     mut queue: mpsc::Receiver<Request<Req>>,
     pending: Arc<PendingMap<Resp>>,
     options: ClientOptions,
@@ -319,34 +402,33 @@ async fn write_requests<Req: Serialize, Resp>(
         if encoder.is_empty() {
             continue;
         }
-        if let Err(e) = send.write_all(encoder.finish()).await {
-            pending.close(lost(&conn, e));
+        let written = match send.write_all(encoder.finish()).await {
+            Ok(()) => send.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            pending.close(link.lost(e));
             return;
         }
     }
-    let _ = send.finish();
+    let _ = send.shutdown().await;
 }
 
-async fn read_responses<Resp: DeserializeOwned>(
-    conn: quinn::Connection,
-    mut recv: quinn::RecvStream,
+async fn read_responses<Resp: DeserializeOwned, R: AsyncRead + Unpin>(
+    link: Link,
+    mut recv: R,
     pending: Arc<PendingMap<Resp>>,
     frame_bytes_max: usize,
 ) {
     let mut buf = Vec::new();
-    let remote = conn.remote_address();
+    let remote = link.remote();
     let err = loop {
         match frame::read_frame(&mut recv, &mut buf, frame_bytes_max).await {
             Ok(true) => {}
-            Ok(false) => break lost(&conn, "server finished the stream"),
-            Err(ReadFrameError::Io(e)) => {
-                break match conn.close_reason() {
-                    Some(reason) => lost(&conn, reason),
-                    None => lost(&conn, e),
-                }
-            }
+            Ok(false) => break link.lost("server finished the stream"),
+            Err(ReadFrameError::Io(e)) => break link.lost(e),
             Err(ReadFrameError::Frame(reason)) => {
-                conn.close(super::close::BAD_FRAME, b"bad frame");
+                link.close(super::close::BAD_FRAME, b"bad frame");
                 break NetError::Frame {
                     remote,
                     peer: None,
@@ -361,7 +443,7 @@ async fn read_responses<Resp: DeserializeOwned>(
                 }
             }
             Err(reason) => {
-                conn.close(super::close::BAD_FRAME, b"bad frame");
+                link.close(super::close::BAD_FRAME, b"bad frame");
                 break NetError::Frame {
                     remote,
                     peer: None,

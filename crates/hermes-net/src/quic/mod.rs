@@ -32,10 +32,12 @@
 //! connection breaks may be lost.
 
 mod client;
+mod link;
 mod peer;
 mod server;
 mod socket;
 mod tasks;
+mod tcp;
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -49,10 +51,11 @@ use hermes_core::NodeId;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::runtime::Handle;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Semaphore};
 
-pub use client::{Client, ClientOptions};
+pub use client::{Client, ClientOptions, ClientTransport};
 pub use server::{ClientRequest, Requests, Responder};
+pub use socket::free_loopback_addrs;
 
 use crate::frame::{FRAME_BYTES_LIMIT, FRAME_BYTES_MIN};
 use crate::stats::{Counters, ErrorLog};
@@ -125,6 +128,11 @@ pub struct QuicConfig {
     /// Most unanswered requests per client connection; beyond it the server stops reading from
     /// that client.
     pub client_inflight_max: usize,
+    /// Most client connections served at once (QUIC and TCP together); more are refused.
+    pub client_connections_max: usize,
+    /// With [`QuicTransport::bind_with_clients`], also accept clients over TLS on TCP, on the TCP
+    /// port with the same number as the UDP port.
+    pub client_tcp: bool,
 }
 
 impl QuicConfig {
@@ -147,6 +155,8 @@ impl QuicConfig {
             socket_buffer_bytes: 4 << 20,
             client_queue_max: 4096,
             client_inflight_max: 1024,
+            client_connections_max: 1024,
+            client_tcp: true,
         }
     }
 
@@ -162,6 +172,7 @@ impl QuicConfig {
             ("batch_messages_max", self.batch_messages_max),
             ("client_queue_max", self.client_queue_max),
             ("client_inflight_max", self.client_inflight_max),
+            ("client_connections_max", self.client_connections_max),
         ] {
             if value == 0 {
                 return fail(format!("{name} must be at least 1"));
@@ -208,13 +219,15 @@ pub(crate) struct Common {
     pub(crate) counters: Counters,
     pub(crate) errors: ErrorLog,
     pub(crate) tasks: Tasks,
+    /// One permit per client connection being served.
+    pub(crate) client_slots: Arc<Semaphore>,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Serves one client connection (type-erased over the request and response types).
 pub(crate) type ClientService =
-    Arc<dyn Fn(quinn::Connection, Arc<Common>) -> BoxFuture + Send + Sync>;
+    Arc<dyn Fn(link::ClientConn, Arc<Common>) -> BoxFuture + Send + Sync>;
 
 /// One configured peer.
 pub(crate) struct PeerSlot<M> {
@@ -264,10 +277,11 @@ impl<M: Wire> QuicTransport<M> {
     }
 
     /// Like [`QuicTransport::bind`], and also accepts clients (ALPN [`CLIENT_ALPN`]) whose
-    /// requests arrive on the returned [`Requests`] channel.
+    /// requests arrive on the returned [`Requests`] channel: over QUIC on the endpoint, and with
+    /// [`QuicConfig::client_tcp`] also over TLS on the TCP port of the same number.
     ///
     /// # Errors
-    /// As [`QuicTransport::bind`].
+    /// As [`QuicTransport::bind`]; [`NetError::Io`] also if the TCP port cannot be bound.
     pub fn bind_with_clients<Req, Resp>(
         config: QuicConfig,
     ) -> Result<BoundWithClients<M, Req, Resp>, NetError>
@@ -300,6 +314,18 @@ impl<M: Wire> QuicTransport<M> {
         let server = tls::quinn_server_config(&config.tls, alpn, Arc::clone(&transport))?;
         let peer_dial = tls::quinn_client_config_with(&config.tls, PEER_ALPN, transport)?;
         let endpoint = socket::endpoint(config.listen, config.socket_buffer_bytes, Some(server))?;
+        let tcp_clients = match (&clients, config.client_tcp) {
+            (Some(service), true) => {
+                let bound = endpoint
+                    .local_addr()
+                    .map_err(|e| NetError::io("cannot read the local address", e))?;
+                let listener = tcp::bind(bound)?;
+                let tls = tls::rustls_server_config(&config.tls, &[CLIENT_ALPN])?;
+                let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+                Some((listener, acceptor, Arc::clone(service)))
+            }
+            _ => None,
+        };
         let (inbox_tx, inbox_rx) = mpsc::channel(config.inbox_batches_max);
         let limits = Limits {
             queue_len_max: config.queue_len_max,
@@ -323,8 +349,15 @@ impl<M: Wire> QuicTransport<M> {
                 counters: Counters::default(),
                 errors: ErrorLog::default(),
                 tasks: Tasks::new(runtime),
+                client_slots: Arc::new(Semaphore::new(config.client_connections_max)),
             }),
         });
+        if let Some((listener, acceptor, service)) = tcp_clients {
+            let common = Arc::clone(&shared.common);
+            let accept =
+                tcp::accept_loop(listener, acceptor, service, config.keep_alive_ms, common);
+            shared.common.tasks.spawn(accept);
+        }
         shared
             .common
             .tasks

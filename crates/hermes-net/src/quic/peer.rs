@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hermes_core::NodeId;
 use tokio::sync::{mpsc, watch};
 
+use super::link::ClientConn;
 use super::{close, PeerSlot, Shared, Wire};
 use crate::certs::node_dns_name;
 use crate::frame::{self, BatchEncoder, Push, ReadFrameError, HELLO_BYTES_MAX, PREFIX_BYTES};
@@ -77,7 +78,10 @@ async fn handle_incoming<M: Wire>(shared: Arc<Shared<M>>, incoming: quinn::Incom
     match alpn.as_deref() {
         Some(PEER_ALPN) => receive_loop(shared, conn, None).await,
         Some(CLIENT_ALPN) => match &shared.clients {
-            Some(service) => service(conn, Arc::clone(&shared.common)).await,
+            Some(service) => match Arc::clone(&common.client_slots).try_acquire_owned() {
+                Ok(_slot) => service(ClientConn::Quic(conn), Arc::clone(common)).await,
+                Err(_) => refuse(&shared, &conn, None, RefuseReason::TooManyClients),
+            },
             None => refuse(&shared, &conn, None, RefuseReason::UnsupportedProtocol),
         },
         _ => refuse(&shared, &conn, None, RefuseReason::UnsupportedProtocol),

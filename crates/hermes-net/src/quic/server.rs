@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
-use super::peer::reject_frame;
-use super::{ClientService, Common};
+use super::link::{ClientConn, Link};
+use super::{close, ClientService, Common};
 use crate::frame::{self, BatchEncoder, Push, ReadFrameError};
 use crate::protocol::{Request, Response};
 use crate::stats::bump;
-use crate::ServerError;
+use crate::{FrameError, NetError, ServerError};
 
 /// A client request handed to the application, with the means to answer it.
 #[derive(Debug)]
@@ -84,8 +85,10 @@ where
     Arc::new(move |conn, common| Box::pin(serve_connection(conn, requests.clone(), common)))
 }
 
+/// Serves one client connection: over QUIC each bidirectional stream is a request/response
+/// stream; over TCP the connection itself is one.
 async fn serve_connection<Req, Resp>(
-    conn: quinn::Connection,
+    conn: ClientConn,
     requests: mpsc::Sender<ClientRequest<Req, Resp>>,
     common: Arc<Common>,
 ) where
@@ -93,28 +96,54 @@ async fn serve_connection<Req, Resp>(
     Resp: Serialize + Send + 'static,
 {
     bump(&common.counters.client_connections, 1);
-    tracing::debug!(remote = %conn.remote_address(), "client connected");
     let inflight = Arc::new(Semaphore::new(common.limits.client_inflight_max));
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        let (tx, rx) = mpsc::unbounded_channel();
-        common
-            .tasks
-            .spawn(write_responses(send, rx, Arc::clone(&common)));
-        let reader = read_requests(
-            conn.clone(),
-            recv,
-            tx,
-            requests.clone(),
-            Arc::clone(&inflight),
-            Arc::clone(&common),
-        );
-        common.tasks.spawn(reader);
+    match conn {
+        ClientConn::Quic(conn) => {
+            tracing::debug!(remote = %conn.remote_address(), "QUIC client connected");
+            while let Ok((send, recv)) = conn.accept_bi().await {
+                let (tx, rx) = mpsc::unbounded_channel();
+                common
+                    .tasks
+                    .spawn(write_responses(send, rx, Arc::clone(&common)));
+                let reader = read_requests(
+                    Link::Quic(conn.clone()),
+                    recv,
+                    tx,
+                    requests.clone(),
+                    Arc::clone(&inflight),
+                    Arc::clone(&common),
+                );
+                common.tasks.spawn(reader);
+            }
+        }
+        ClientConn::Tcp(stream, remote) => {
+            tracing::debug!(%remote, "TCP client connected");
+            let (recv, send) = tokio::io::split(*stream);
+            let (tx, rx) = mpsc::unbounded_channel();
+            common
+                .tasks
+                .spawn(write_responses(send, rx, Arc::clone(&common)));
+            let link = Link::Tcp(remote);
+            read_requests(link, recv, tx, requests, inflight, Arc::clone(&common)).await;
+        }
     }
 }
 
-async fn read_requests<Req, Resp>(
-    conn: quinn::Connection,
-    mut recv: quinn::RecvStream,
+/// Counts and logs a bad frame from a client and closes its QUIC connection (over TCP the reader
+/// returns, and the connection closes once the answers still owed are written).
+fn reject_client_frame(common: &Common, link: &Link, reason: FrameError) {
+    bump(&common.counters.frames_rejected, 1);
+    link.close(close::BAD_FRAME, b"bad frame");
+    common.errors.record(NetError::Frame {
+        remote: link.remote(),
+        peer: None,
+        reason,
+    });
+}
+
+async fn read_requests<Req, Resp, R>(
+    link: Link,
+    mut recv: R,
     outgoing: Outgoing<Resp>,
     requests: mpsc::Sender<ClientRequest<Req, Resp>>,
     inflight: Arc<Semaphore>,
@@ -122,6 +151,7 @@ async fn read_requests<Req, Resp>(
 ) where
     Req: DeserializeOwned + Send + 'static,
     Resp: Send + 'static,
+    R: AsyncRead + Unpin,
 {
     let mut buf = Vec::new();
     loop {
@@ -129,12 +159,12 @@ async fn read_requests<Req, Resp>(
             Ok(true) => {}
             Ok(false) | Err(ReadFrameError::Io(_)) => return,
             Err(ReadFrameError::Frame(reason)) => {
-                return reject_frame(&common, &conn, None, reason)
+                return reject_client_frame(&common, &link, reason)
             }
         }
         let batch = match frame::decode_batch::<Request<Req>>(&buf) {
             Ok(batch) => batch,
-            Err(reason) => return reject_frame(&common, &conn, None, reason),
+            Err(reason) => return reject_client_frame(&common, &link, reason),
         };
         for Request { id, body } in batch {
             let Ok(permit) = Arc::clone(&inflight).acquire_owned().await else {
@@ -162,8 +192,8 @@ async fn read_requests<Req, Resp>(
     }
 }
 
-async fn write_responses<Resp: Serialize + Send + 'static>(
-    mut send: quinn::SendStream,
+async fn write_responses<Resp: Serialize + Send + 'static, W: AsyncWrite + Unpin>(
+    mut send: W,
     mut outgoing: mpsc::UnboundedReceiver<(Response<Resp>, OwnedSemaphorePermit)>,
     common: Arc<Common>,
 ) {
@@ -211,9 +241,9 @@ async fn write_responses<Resp: Serialize + Send + 'static>(
         if encoder.is_empty() {
             continue;
         }
-        if send.write_all(encoder.finish()).await.is_err() {
+        if send.write_all(encoder.finish()).await.is_err() || send.flush().await.is_err() {
             return;
         }
     }
-    let _ = send.finish();
+    let _ = send.shutdown().await;
 }

@@ -54,3 +54,39 @@ pub(crate) fn endpoint(
     )
     .map_err(|e| NetError::io(format!("cannot start QUIC endpoint on {addr}"), e))
 }
+
+/// How many random ports [`free_loopback_addrs`] tries per address before giving up.
+const FREE_PORT_ATTEMPTS: usize = 64;
+
+/// `count` distinct addresses on 127.0.0.1 whose UDP port and TCP port of the same number are
+/// both free at the time of the call (a node listens on both: QUIC, and clients over TCP).
+///
+/// The ports are released before returning, so another process may take one in between; meant
+/// for local clusters and tests.
+///
+/// # Errors
+/// [`NetError::Io`] if the kernel hands out no such port.
+pub fn free_loopback_addrs(count: usize) -> Result<Vec<SocketAddr>, NetError> {
+    let mut held = Vec::with_capacity(count);
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let io = |e| NetError::io("cannot find a free port on 127.0.0.1", e);
+    while held.len() < count {
+        let mut found = None;
+        for _ in 0..FREE_PORT_ATTEMPTS {
+            let udp = std::net::UdpSocket::bind(loopback).map_err(io)?;
+            let addr = udp.local_addr().map_err(io)?;
+            if let Ok(tcp) = std::net::TcpListener::bind(addr) {
+                found = Some((udp, tcp, addr));
+                break;
+            }
+        }
+        let Some(pair) = found else {
+            return Err(io(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "no port free for both UDP and TCP",
+            )));
+        };
+        held.push(pair);
+    }
+    Ok(held.into_iter().map(|(_, _, addr)| addr).collect())
+}

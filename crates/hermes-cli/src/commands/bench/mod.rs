@@ -519,6 +519,7 @@ mod tests {
             write_ratio: 0.5,
             cas_ratio: 0.1,
             record: None,
+            threads: 1,
         }
     }
 
