@@ -217,7 +217,12 @@ where
                 } else {
                     (Ipv6Addr::UNSPECIFIED, 0).into()
                 };
-                let endpoint = socket::endpoint(local, options.socket_buffer_bytes, None)?;
+                let endpoint = socket::endpoint(
+                    local,
+                    options.socket_buffer_bytes,
+                    None,
+                    quinn::EndpointConfig::default(),
+                )?;
                 let connecting = endpoint
                     .connect_with(config, addr, &node_dns_name(server))
                     .map_err(|e| connect_err(e.to_string()))?;

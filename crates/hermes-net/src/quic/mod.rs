@@ -313,7 +313,12 @@ impl<M: Wire> QuicTransport<M> {
         };
         let server = tls::quinn_server_config(&config.tls, alpn, Arc::clone(&transport))?;
         let peer_dial = tls::quinn_client_config_with(&config.tls, PEER_ALPN, transport)?;
-        let endpoint = socket::endpoint(config.listen, config.socket_buffer_bytes, Some(server))?;
+        let endpoint = socket::endpoint(
+            config.listen,
+            config.socket_buffer_bytes,
+            Some(server),
+            socket::stable_endpoint_config(&config.tls),
+        )?;
         let tcp_clients = match (&clients, config.client_tcp) {
             (Some(service), true) => {
                 let bound = endpoint

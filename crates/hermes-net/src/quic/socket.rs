@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::NetError;
+use crate::{NetError, TlsConfig};
 
 /// Binds a UDP socket to `addr` and asks for `buffer_bytes` of kernel receive and send buffer
 /// (the kernel may cap it at `net.core.rmem_max` / `wmem_max`; 0 keeps the system default).
@@ -39,20 +39,39 @@ pub(crate) fn bind_udp(
     Ok(socket.into())
 }
 
+/// A node's QUIC endpoint configuration with stateless-reset and connection-ID keys derived
+/// from its TLS private key: the same after a restart. The restarted node then recognises the
+/// connection IDs its previous run handed out and answers packets on those connections with a
+/// stateless reset the peers accept: they close the dead connections at once and dial again,
+/// instead of waiting for the idle timeout.
+pub(crate) fn stable_endpoint_config(tls: &TlsConfig) -> quinn::EndpointConfig {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(b"hermes QUIC endpoint keys v1\0");
+    context.update(tls.key.secret_der());
+    let secret = context.finish();
+    let master = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_ref());
+    let derive = |label: &[u8]| ring::hmac::sign(&master, label);
+    let reset = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, derive(b"reset").as_ref());
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&derive(b"connection id").as_ref()[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    let mut config = quinn::EndpointConfig::new(Arc::new(reset));
+    config.cid_generator(move || {
+        Box::new(quinn_proto::HashedConnectionIdGenerator::from_key(cid_key))
+    });
+    config
+}
+
 /// A quinn endpoint on a socket from [`bind_udp`]; must run within a Tokio runtime.
 pub(crate) fn endpoint(
     addr: SocketAddr,
     buffer_bytes: usize,
     server: Option<quinn::ServerConfig>,
+    config: quinn::EndpointConfig,
 ) -> Result<quinn::Endpoint, NetError> {
     let socket = bind_udp(addr, buffer_bytes)?;
-    quinn::Endpoint::new(
-        quinn::EndpointConfig::default(),
-        server,
-        socket,
-        Arc::new(quinn::TokioRuntime),
-    )
-    .map_err(|e| NetError::io(format!("cannot start QUIC endpoint on {addr}"), e))
+    quinn::Endpoint::new(config, server, socket, Arc::new(quinn::TokioRuntime))
+        .map_err(|e| NetError::io(format!("cannot start QUIC endpoint on {addr}"), e))
 }
 
 /// How many random ports [`free_loopback_addrs`] tries per address before giving up.
