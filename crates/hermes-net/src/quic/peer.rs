@@ -362,6 +362,10 @@ async fn send_loop<M: Wire>(
     let mut encoder = BatchEncoder::new(limits.frame_bytes_max);
     let mut carry: Option<M> = None;
     let hello = frame::encode_hello(shared.id);
+    // On a multi-threaded runtime the sender may still be queueing a burst on another thread
+    // when this task wakes; on a current-thread runtime it has finished before this task runs.
+    let yield_for_bursts = tokio::runtime::Handle::current().runtime_flavor()
+        != tokio::runtime::RuntimeFlavor::CurrentThread;
     while let Some(conn) = next_connection(&mut conn_rx).await {
         let mut stream = match conn.open_uni().await {
             Ok(stream) => stream,
@@ -387,7 +391,7 @@ async fn send_loop<M: Wire>(
             };
             encoder.clear();
             push_or_drop(&shared, peer, &mut encoder, first, &mut carry);
-            if queue.is_empty() {
+            if queue.is_empty() && yield_for_bursts {
                 // Let the sender finish the burst it is writing, so that it shares this frame.
                 tokio::task::yield_now().await;
             }
