@@ -8,7 +8,8 @@
 //! - [`QuicTransport`]: QUIC (quinn) with mutual TLS (rustls, ring) from a cluster CA,
 //!   one long-lived connection per peer pair, batched length-prefixed postcard frames
 //!   ([`frame`]), reconnect with back-off, and the client protocol ([`Client`],
-//!   [`ClientRequest`]) on the same endpoint under its own ALPN.
+//!   [`ClientRequest`]) under its own ALPN: over QUIC on the same endpoint, and over TLS on the
+//!   TCP port of the same number ([`ClientTransport`]).
 //! - [`certs`]: `hermes gen-certs` — a cluster CA and per-node / per-client certificates.
 //!
 //! ```
