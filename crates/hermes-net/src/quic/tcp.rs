@@ -48,12 +48,7 @@ pub(crate) async fn accept_loop(
             }
         };
         let Ok(slot) = Arc::clone(&common.client_slots).try_acquire_owned() else {
-            bump(&common.counters.peers_refused, 1);
-            common.errors.record(NetError::PeerRefused {
-                remote,
-                claimed: None,
-                reason: RefuseReason::TooManyClients,
-            });
+            refuse(&common, remote, RefuseReason::TooManyClients);
             continue;
         };
         tune_tcp(&stream, keep_alive_ms);
@@ -88,17 +83,21 @@ async fn handshake_and_serve(
         Err(_) => return failed("timed out".into()),
     };
     if stream.get_ref().1.alpn_protocol() != Some(CLIENT_ALPN) {
-        bump(&common.counters.peers_refused, 1);
-        common.errors.record(NetError::PeerRefused {
-            remote,
-            claimed: None,
-            reason: RefuseReason::UnsupportedProtocol,
-        });
-        return;
+        return refuse(&common, remote, RefuseReason::UnsupportedProtocol);
     }
     service(
         ClientConn::Tcp(Box::new(stream), remote),
         Arc::clone(&common),
     )
     .await;
+}
+
+/// Counts and logs a refused client connection (dropping the stream closes it).
+fn refuse(common: &Common, remote: SocketAddr, reason: RefuseReason) {
+    bump(&common.counters.peers_refused, 1);
+    common.errors.record(NetError::PeerRefused {
+        remote,
+        claimed: None,
+        reason,
+    });
 }
