@@ -2,7 +2,8 @@
 //!
 //! - `hermes dev --nodes 3`: a local cluster on 127.0.0.1 in one command.
 //! - `hermes start --config node.toml`: one node.
-//! - `hermes put|get|delete|cas|status`: talk to a cluster (`--cluster FILE`, `--node ID`).
+//! - `hermes put|get|delete|cas|status`: talk to a cluster (`--cluster FILE`, `--node ID`,
+//!   `--json`).
 //! - `hermes gen-certs`: a cluster CA and certificates.
 //! - `hermes bench`: a closed-loop load generator.
 //! - `hermes simulate`: the deterministic cluster simulator.
@@ -17,17 +18,15 @@ mod output;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(err) => return usage_error(&err),
     };
-    let json = cli.client.json;
+    let json = cli.command.client_args().is_some_and(|client| client.json);
     let result = run(cli);
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -51,10 +50,10 @@ fn usage_error(err: &clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
-            let rendered = err.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("error: {first} (see `hermes --help`)");
+            eprintln!(
+                "error: {} (see `hermes --help`)",
+                cli::usage_error_line(err)
+            );
             ExitCode::from(error::EXIT_ERROR)
         }
     }
@@ -79,8 +78,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
             runtime.block_on(async move {
                 match command {
                     Command::Dev(args) => commands::dev::run(args).await,
-                    Command::Bench(args) => commands::bench::run(&cli.client, args).await,
-                    other => commands::kv::run(&cli.client, other).await,
+                    Command::Bench(args) => {
+                        let client = args.client.clone();
+                        commands::bench::run(&client, args).await
+                    }
+                    other => match other.client_args().cloned() {
+                        Some(client) => commands::kv::run(&client, other).await,
+                        None => Err(CliError::other("not a client command")),
+                    },
                 }
             })
         }

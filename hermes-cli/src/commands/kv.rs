@@ -45,6 +45,7 @@ async fn execute(client: &RemoteClient, json: bool, command: Command) -> Result<
             key,
             value,
             value_file,
+            ..
         } => {
             let value = match (value, value_file) {
                 (Some(value), _) => Bytes::from(value),
@@ -58,11 +59,11 @@ async fn execute(client: &RemoteClient, json: bool, command: Command) -> Result<
             let ts = client.write(key.clone(), value).await?;
             report_update(json, "put", &key, node, ts);
         }
-        Command::Delete { key } => {
+        Command::Delete { key, .. } => {
             let ts = client.delete(key.clone()).await?;
             report_update(json, "delete", &key, node, ts);
         }
-        Command::Get { key } => {
+        Command::Get { key, .. } => {
             let value = client.read(key.clone()).await.map_err(|err| match err {
                 NodeError::ValueNotFound => CliError {
                     message: format!("key not found: {key}"),
@@ -85,6 +86,7 @@ async fn execute(client: &RemoteClient, json: bool, command: Command) -> Result<
             key,
             values,
             expect_absent,
+            ..
         } => {
             let (expected, new) = match (expect_absent, values.as_slice()) {
                 (true, [new]) => (None, new.clone()),
@@ -103,7 +105,7 @@ async fn execute(client: &RemoteClient, json: bool, command: Command) -> Result<
             let ts = client.cas(key.clone(), expected, new).await?;
             report_update(json, "cas", &key, node, ts);
         }
-        Command::Status => {
+        Command::Status { .. } => {
             let status = client.status().await?;
             if json {
                 print_json(&serde_json::to_value(&status).unwrap_or_default());

@@ -508,6 +508,11 @@ mod tests {
 
     fn args() -> BenchArgs {
         BenchArgs {
+            client: ClientArgs {
+                cluster: "client.toml".into(),
+                node: None,
+                json: false,
+            },
             target: Target::Hermes,
             endpoints: Vec::new(),
             redis_wait: 1,
