@@ -1,4 +1,4 @@
-//! Counters and the recent-error log of a transport.
+//! The live counters and the recent-error log of a transport.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,8 +40,10 @@ pub struct NetStats {
     pub client_requests_refused: u64,
 }
 
+/// The live counters of a transport, bumped by its tasks; [`NetCounters::snapshot`] reads them
+/// into a [`NetStats`].
 #[derive(Default)]
-pub(crate) struct Counters {
+pub(crate) struct NetCounters {
     pub(crate) frames_sent: AtomicU64,
     pub(crate) messages_sent: AtomicU64,
     pub(crate) frames_received: AtomicU64,
@@ -62,7 +64,8 @@ pub(crate) fn bump(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
 
-impl Counters {
+impl NetCounters {
+    /// The current values (each read on its own, so not one atomic snapshot of all).
     pub(crate) fn snapshot(&self) -> NetStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         NetStats {

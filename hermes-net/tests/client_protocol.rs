@@ -12,13 +12,13 @@ use hermes_net::{
 };
 use tokio::io::AsyncWriteExt;
 
-type Node = (
+type ServedNode = (
     QuicTransport<Msg>,
     hermes_net::Inbox<Msg>,
     Requests<String, String>,
 );
 
-fn serve_node(dir: &tempfile::TempDir, client_queue_max: usize) -> Node {
+fn serve_node(dir: &tempfile::TempDir, client_queue_max: usize) -> ServedNode {
     let mut config = test_config(dir, 1);
     config.client_queue_max = client_queue_max;
     QuicTransport::bind_with_clients(config).expect("bind")
@@ -42,7 +42,7 @@ fn answer_in_reverse(mut requests: Requests<String, String>) {
 
 /// Connects to node 1 over `transport`.
 async fn connect(
-    node: &Node,
+    node: &ServedNode,
     tls: &TlsConfig,
     transport: ClientTransport,
 ) -> Result<Client<String, String>, NetError> {
@@ -240,7 +240,7 @@ async fn client_connections_beyond_the_limit_are_refused() {
     let dir = cert_dir(&[1], &["cli"]);
     let mut config = test_config(&dir, 1);
     config.client_connections_max = 1;
-    let served: Node = QuicTransport::bind_with_clients(config).expect("bind");
+    let served: ServedNode = QuicTransport::bind_with_clients(config).expect("bind");
     let tls = client_tls(&dir, "cli");
     let first = connect(&served, &tls, ClientTransport::Tcp).await.unwrap();
     let (node, _inbox, requests) = served;

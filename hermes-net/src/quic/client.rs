@@ -76,11 +76,12 @@ impl Default for ClientOptions {
     }
 }
 
-type Waiter<Resp> = oneshot::Sender<Result<Resp, NetError>>;
+/// Where the reply to one outstanding call goes: the caller awaits the other end.
+type ReplySender<Resp> = oneshot::Sender<Result<Resp, NetError>>;
 
 /// Outstanding calls, and the error that ended the connection once it has ended.
 struct Pending<Resp> {
-    waiters: HashMap<u64, Waiter<Resp>>,
+    waiters: HashMap<u64, ReplySender<Resp>>,
     closed: Option<NetError>,
 }
 

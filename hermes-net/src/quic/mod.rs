@@ -43,7 +43,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -58,7 +57,7 @@ pub use server::{ClientRequest, Requests, Responder};
 pub use socket::free_loopback_addrs;
 
 use crate::frame::{FRAME_BYTES_LIMIT, FRAME_BYTES_MIN};
-use crate::stats::{Counters, ErrorLog};
+use crate::stats::{ErrorLog, NetCounters};
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::{Inbox, NetError, NetStats, PeerBatch, TlsConfig, Transport};
 use tasks::Tasks;
@@ -94,8 +93,9 @@ pub type BoundWithClients<M, Req, Resp> = (QuicTransport<M>, Inbox<M>, Requests<
 pub struct QuicConfig {
     /// This node's id; its certificate must name it (`node-<id>.hermes`).
     pub node_id: NodeId,
-    /// The UDP address to listen on; port 0 picks a free port (see
-    /// [`QuicTransport::local_addr`]).
+    /// The address to listen on: peers and QUIC clients on its UDP port and, with
+    /// [`QuicConfig::client_tcp`], TLS clients on the TCP port of the same number; port 0 picks a
+    /// free port (see [`QuicTransport::local_addr`]).
     pub listen: SocketAddr,
     /// The other nodes and their addresses. An entry for `node_id` itself is ignored.
     pub peers: BTreeMap<NodeId, SocketAddr>,
@@ -216,7 +216,7 @@ pub(crate) struct Limits {
 /// State shared by all tasks of a transport that does not depend on the message type.
 pub(crate) struct Common {
     pub(crate) limits: Limits,
-    pub(crate) counters: Counters,
+    pub(crate) counters: NetCounters,
     pub(crate) errors: ErrorLog,
     pub(crate) tasks: Tasks,
     /// One permit per client connection being served.
@@ -232,25 +232,24 @@ pub(crate) type ClientService =
 /// One configured peer.
 pub(crate) struct PeerSlot<M> {
     pub(crate) addr: SocketAddr,
-    /// Distinguishes a re-added peer from the removed one, so that stale tasks stop.
-    pub(crate) generation: u64,
     pub(crate) queue: mpsc::Sender<M>,
     /// The current connection to the peer, if any.
     pub(crate) conn: watch::Sender<Option<quinn::Connection>>,
 }
 
-pub(crate) struct Shared<M> {
+/// The state of one QUIC endpoint that the [`QuicTransport`] handle shares with its tasks: the
+/// endpoint, the peers and their queues, the inbox and the client service.
+pub(crate) struct EndpointState<M> {
     pub(crate) id: NodeId,
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) peer_dial: quinn::ClientConfig,
     pub(crate) peers: Mutex<HashMap<NodeId, PeerSlot<M>>>,
-    pub(crate) next_generation: AtomicU64,
     pub(crate) inbox: mpsc::Sender<PeerBatch<M>>,
     pub(crate) clients: Option<ClientService>,
     pub(crate) common: Arc<Common>,
 }
 
-impl<M> Shared<M> {
+impl<M> EndpointState<M> {
     pub(crate) fn peers(&self) -> MutexGuard<'_, HashMap<NodeId, PeerSlot<M>>> {
         self.peers.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -263,7 +262,7 @@ impl<M> Shared<M> {
 /// endpoint and stops its tasks; [`QuicTransport::shutdown`] does the same and waits until they
 /// have stopped.
 pub struct QuicTransport<M> {
-    shared: Arc<Shared<M>>,
+    shared: Arc<EndpointState<M>>,
 }
 
 impl<M: Wire> QuicTransport<M> {
@@ -341,17 +340,16 @@ impl<M: Wire> QuicTransport<M> {
             backoff_max: Duration::from_millis(config.reconnect_backoff_max_ms),
             client_inflight_max: config.client_inflight_max,
         };
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(EndpointState {
             id: config.node_id,
             endpoint,
             peer_dial,
             peers: Mutex::new(HashMap::new()),
-            next_generation: AtomicU64::new(0),
             inbox: inbox_tx,
             clients,
             common: Arc::new(Common {
                 limits,
-                counters: Counters::default(),
+                counters: NetCounters::default(),
                 errors: ErrorLog::default(),
                 tasks: Tasks::new(runtime),
                 client_slots: Arc::new(Semaphore::new(config.client_connections_max)),
@@ -386,20 +384,6 @@ impl<M: Wire> QuicTransport<M> {
         }
         peer::add_peer(&self.shared, id, addr);
         Ok(())
-    }
-
-    /// Removes a peer: drops its queue and closes its connection. Returns whether it was a peer.
-    pub fn remove_peer(&self, id: NodeId) -> bool {
-        let slot = self.shared.peers().remove(&id);
-        match slot {
-            Some(slot) => {
-                if let Some(conn) = slot.conn.borrow().as_ref() {
-                    conn.close(close::SHUTDOWN, b"peer removed");
-                }
-                true
-            }
-            None => false,
-        }
     }
 }
 

@@ -2,14 +2,13 @@
 //! and per-connection receiver tasks.
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use hermes_core::NodeId;
 use tokio::sync::{mpsc, watch};
 
 use super::link::ClientConn;
-use super::{close, PeerSlot, Shared, Wire};
+use super::{close, EndpointState, PeerSlot, Wire};
 use crate::certs::node_dns_name;
 use crate::frame::{self, BatchEncoder, Push, ReadFrameError, HELLO_BYTES_MAX, PREFIX_BYTES};
 use crate::stats::bump;
@@ -18,7 +17,7 @@ use crate::{FrameError, NetError, PeerBatch, RefuseReason};
 
 /// Registers a peer (or updates its address) and starts its sender task, and its dialer if this
 /// node has the lower id.
-pub(crate) fn add_peer<M: Wire>(shared: &Arc<Shared<M>>, id: NodeId, addr: SocketAddr) {
+pub(crate) fn add_peer<M: Wire>(shared: &Arc<EndpointState<M>>, id: NodeId, addr: SocketAddr) {
     let mut peers = shared.peers();
     if let Some(slot) = peers.get_mut(&id) {
         slot.addr = addr;
@@ -26,12 +25,10 @@ pub(crate) fn add_peer<M: Wire>(shared: &Arc<Shared<M>>, id: NodeId, addr: Socke
     }
     let (queue_tx, queue_rx) = mpsc::channel(shared.common.limits.queue_len_max);
     let (conn_tx, conn_rx) = watch::channel(None);
-    let generation = shared.next_generation.fetch_add(1, Ordering::Relaxed);
     peers.insert(
         id,
         PeerSlot {
             addr,
-            generation,
             queue: queue_tx,
             conn: conn_tx,
         },
@@ -40,19 +37,19 @@ pub(crate) fn add_peer<M: Wire>(shared: &Arc<Shared<M>>, id: NodeId, addr: Socke
     let tasks = &shared.common.tasks;
     tasks.spawn(send_loop(Arc::clone(shared), id, queue_rx, conn_rx));
     if shared.id < id {
-        tasks.spawn(dial_loop(Arc::clone(shared), id, generation));
+        tasks.spawn(dial_loop(Arc::clone(shared), id));
     }
 }
 
 /// Accepts incoming connections and hands each to a task.
-pub(crate) async fn accept_loop<M: Wire>(shared: Arc<Shared<M>>) {
+pub(crate) async fn accept_loop<M: Wire>(shared: Arc<EndpointState<M>>) {
     while let Some(incoming) = shared.endpoint.accept().await {
         let task = handle_incoming(Arc::clone(&shared), incoming);
         shared.common.tasks.spawn(task);
     }
 }
 
-async fn handle_incoming<M: Wire>(shared: Arc<Shared<M>>, incoming: quinn::Incoming) {
+async fn handle_incoming<M: Wire>(shared: Arc<EndpointState<M>>, incoming: quinn::Incoming) {
     let common = &shared.common;
     let remote = incoming.remote_address();
     let conn = match tokio::time::timeout(common.limits.handshake_timeout, incoming).await {
@@ -89,7 +86,7 @@ async fn handle_incoming<M: Wire>(shared: Arc<Shared<M>>, incoming: quinn::Incom
 }
 
 fn refuse<M>(
-    shared: &Shared<M>,
+    shared: &EndpointState<M>,
     conn: &quinn::Connection,
     claimed: Option<NodeId>,
     reason: RefuseReason,
@@ -119,14 +116,14 @@ pub(crate) fn reject_frame(
 }
 
 /// Dials `peer` (this node has the lower id) and redials after losses, with back-off.
-async fn dial_loop<M: Wire>(shared: Arc<Shared<M>>, peer: NodeId, generation: u64) {
+async fn dial_loop<M: Wire>(shared: Arc<EndpointState<M>>, peer: NodeId) {
     let limits = shared.common.limits;
     let mut backoff = limits.backoff_min;
     let mut failures = 0u32;
     loop {
         let addr = match shared.peers().get(&peer) {
-            Some(slot) if slot.generation == generation => slot.addr,
-            _ => return,
+            Some(slot) => slot.addr,
+            None => return,
         };
         match dial(&shared, peer, addr).await {
             Ok(conn) => {
@@ -156,7 +153,7 @@ async fn dial_loop<M: Wire>(shared: Arc<Shared<M>>, peer: NodeId, generation: u6
 }
 
 async fn dial<M>(
-    shared: &Shared<M>,
+    shared: &EndpointState<M>,
     peer: NodeId,
     addr: SocketAddr,
 ) -> Result<quinn::Connection, NetError> {
@@ -176,7 +173,7 @@ async fn dial<M>(
 }
 
 /// Makes `conn` the connection to `peer`, closing an older one.
-fn publish<M>(shared: &Shared<M>, peer: NodeId, conn: &quinn::Connection) {
+fn publish<M>(shared: &EndpointState<M>, peer: NodeId, conn: &quinn::Connection) {
     let peers = shared.peers();
     if let Some(slot) = peers.get(&peer) {
         let old = slot.conn.send_replace(Some(conn.clone()));
@@ -190,7 +187,7 @@ fn publish<M>(shared: &Shared<M>, peer: NodeId, conn: &quinn::Connection) {
 
 /// Forgets `conn` as the connection to `peer` (unless it was already replaced) and counts the loss.
 fn lost<M>(
-    shared: &Shared<M>,
+    shared: &EndpointState<M>,
     peer: NodeId,
     conn: &quinn::Connection,
     reason: quinn::ConnectionError,
@@ -218,7 +215,7 @@ fn lost<M>(
 /// Checks an accepted connection's claimed id: named by its certificate, a configured peer, and
 /// lower than this node's id.
 fn check_claim<M>(
-    shared: &Shared<M>,
+    shared: &EndpointState<M>,
     conn: &quinn::Connection,
     claimed: NodeId,
 ) -> Result<(), RefuseReason> {
@@ -260,7 +257,7 @@ async fn accept_hello(conn: &quinn::Connection) -> Result<(quinn::RecvStream, No
 /// connection ends. `dialed` is the peer this node dialed, or `None` for an accepted connection
 /// (whose identity the hello establishes).
 async fn receive_loop<M: Wire>(
-    shared: Arc<Shared<M>>,
+    shared: Arc<EndpointState<M>>,
     conn: quinn::Connection,
     dialed: Option<NodeId>,
 ) {
@@ -334,7 +331,8 @@ async fn receive_loop<M: Wire>(
     }
 }
 
-/// Waits for an open connection to the peer; `None` when the peer was removed.
+/// Waits for an open connection to the peer; `None` once the peer's slot (the sender of
+/// `conn_rx`) is gone.
 async fn next_connection(
     conn_rx: &mut watch::Receiver<Option<quinn::Connection>>,
 ) -> Option<quinn::Connection> {
@@ -352,7 +350,7 @@ async fn next_connection(
 /// Sends everything queued for `peer` over the current connection, batching what is queued into
 /// frames; waits for a new connection after a loss.
 async fn send_loop<M: Wire>(
-    shared: Arc<Shared<M>>,
+    shared: Arc<EndpointState<M>>,
     peer: NodeId,
     mut queue: mpsc::Receiver<M>,
     mut conn_rx: watch::Receiver<Option<quinn::Connection>>,
@@ -419,7 +417,7 @@ async fn send_loop<M: Wire>(
 /// Adds `msg` to the frame; keeps it in `carry` if the frame is full; drops it (logged, counted)
 /// if it can never fit into a frame.
 fn push_or_drop<M: Wire>(
-    shared: &Shared<M>,
+    shared: &EndpointState<M>,
     peer: NodeId,
     encoder: &mut BatchEncoder,
     msg: M,
