@@ -53,18 +53,22 @@ enum Msg<T> {
     Flush(SyncSender<Result<(), StoreError>>),
 }
 
-/// The state shared between the handle and the writer thread.
-struct Shared {
-    /// The first store error, kept for every later caller.
-    failure: Mutex<Option<StoreError>>,
+/// The first store error, shared between the handle and the writer thread and kept for every
+/// later caller.
+struct FirstFailure {
+    error: Mutex<Option<StoreError>>,
 }
 
-impl Shared {
-    fn failure(&self) -> Option<StoreError> {
-        self.failure
+impl FirstFailure {
+    fn get(&self) -> Option<StoreError> {
+        self.error
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    fn set(&self, err: StoreError) {
+        *self.error.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
     }
 }
 
@@ -104,7 +108,7 @@ impl Shared {
 /// queued, stops the thread, and returns the store.
 pub struct AsyncWriter<S: Store + 'static, T: Send + 'static = ()> {
     tx: Option<SyncSender<Msg<T>>>,
-    shared: Arc<Shared>,
+    first_failure: Arc<FirstFailure>,
     thread: Option<JoinHandle<Option<S>>>,
     queue_batches_max: usize,
 }
@@ -113,7 +117,7 @@ impl<S: Store + 'static, T: Send + 'static> std::fmt::Debug for AsyncWriter<S, T
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AsyncWriter")
             .field("queue_batches_max", &self.queue_batches_max)
-            .field("failure", &self.shared.failure())
+            .field("failure", &self.first_failure.get())
             .field("running", &self.thread.is_some())
             .finish()
     }
@@ -132,13 +136,13 @@ impl<S: Store + 'static, T: Send + 'static> AsyncWriter<S, T> {
     ) -> Result<Self, StoreError> {
         let queue_batches_max = config.queue_batches_max.max(1);
         let (tx, rx) = mpsc::sync_channel(queue_batches_max);
-        let shared = Arc::new(Shared {
-            failure: Mutex::new(None),
+        let first_failure = Arc::new(FirstFailure {
+            error: Mutex::new(None),
         });
         let worker = Worker {
             store,
             rx,
-            shared: Arc::clone(&shared),
+            first_failure: Arc::clone(&first_failure),
             on_event: Box::new(on_event),
             group_records_max: config.group_records_max.max(1),
             group_interval: std::time::Duration::from_millis(config.group_interval_ms),
@@ -149,7 +153,7 @@ impl<S: Store + 'static, T: Send + 'static> AsyncWriter<S, T> {
             .map_err(|err| StoreError::thread(format!("cannot start the writer thread: {err}")))?;
         Ok(AsyncWriter {
             tx: Some(tx),
-            shared,
+            first_failure,
             thread: Some(thread),
             queue_batches_max,
         })
@@ -188,7 +192,7 @@ impl<S: Store + 'static, T: Send + 'static> AsyncWriter<S, T> {
 
     /// The writer's first store error, if it has failed.
     pub fn failure(&self) -> Option<StoreError> {
-        self.shared.failure()
+        self.first_failure.get()
     }
 
     /// Writes and syncs everything queued, stops the writer thread and returns the store; or
@@ -198,7 +202,7 @@ impl<S: Store + 'static, T: Send + 'static> AsyncWriter<S, T> {
     }
 
     fn sender(&self) -> Result<&SyncSender<Msg<T>>, StoreError> {
-        if let Some(failure) = self.shared.failure() {
+        if let Some(failure) = self.first_failure.get() {
             return Err(failure);
         }
         self.tx.as_ref().ok_or(StoreError::Closed)
@@ -206,7 +210,7 @@ impl<S: Store + 'static, T: Send + 'static> AsyncWriter<S, T> {
 
     /// The error to report once the writer thread has gone away.
     fn stopped(&self) -> StoreError {
-        self.shared.failure().unwrap_or_else(|| {
+        self.first_failure.get().unwrap_or_else(|| {
             StoreError::thread("the writer thread ended without reporting an error")
         })
     }
@@ -218,7 +222,7 @@ impl<S: Store + 'static, T: Send + 'static> AsyncWriter<S, T> {
         let store = thread
             .join()
             .map_err(|_| StoreError::thread("the writer thread panicked"))?;
-        match (store, self.shared.failure()) {
+        match (store, self.first_failure.get()) {
             (Some(store), None) => Ok(store),
             (_, Some(failure)) => Err(failure),
             (None, None) => Err(self.stopped()),
@@ -240,7 +244,7 @@ impl<S: Store + 'static, T: Send + 'static> Drop for AsyncWriter<S, T> {
 struct Worker<S, T> {
     store: S,
     rx: Receiver<Msg<T>>,
-    shared: Arc<Shared>,
+    first_failure: Arc<FirstFailure>,
     on_event: Box<dyn FnMut(WriterEvent<T>) + Send>,
     group_records_max: usize,
     group_interval: std::time::Duration,
@@ -293,11 +297,7 @@ impl<S: Store, T> Worker<S, T> {
                     }
                 }
                 Err(err) => {
-                    *self
-                        .shared
-                        .failure
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = Some(err.clone());
+                    self.first_failure.set(err.clone());
                     (self.on_event)(WriterEvent::Failed(err.clone()));
                     for done in flushes.drain(..) {
                         let _ = done.send(Err(err.clone()));
