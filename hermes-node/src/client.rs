@@ -1,4 +1,5 @@
-//! [`RemoteClient`]: a client of one node over QUIC (the client protocol of `hermes-net`).
+//! [`RemoteClient`]: a client of one node over TLS on TCP (the default) or QUIC (the client
+//! protocol of `hermes-net`).
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::wire::{committed, found, ClientAnswer, ClientCall};
 use crate::{NodeError, Status};
 
 /// A connection to one node of a cluster. Calls take `&self` and may run concurrently: they are
-/// pipelined over one QUIC stream.
+/// pipelined over one connection (one TLS-over-TCP stream pair, or one QUIC stream).
 pub struct RemoteClient {
     client: Client<ClientCall, ClientAnswer>,
     node: NodeId,

@@ -72,7 +72,8 @@ impl TlsPaths {
 pub struct PeerConfig {
     /// Its node id.
     pub id: NodeId,
-    /// Its UDP address.
+    /// Its address: peers reach it over QUIC on the UDP port, clients over TLS on the TCP port
+    /// of the same number (or over QUIC on the UDP port).
     pub addr: SocketAddr,
 }
 
@@ -284,7 +285,9 @@ pub fn runtime_builder(threads: usize) -> tokio::runtime::Builder {
 pub struct NodeConfig {
     /// This node's id; its certificate must name it.
     pub node_id: NodeId,
-    /// The UDP address to listen on for peers and clients (port 0 picks a free port).
+    /// The address to listen on (port 0 picks a free port): peers and QUIC clients on its UDP
+    /// port, TLS-over-TCP clients on the TCP port of the same number (`network.client_tcp`, on
+    /// by default).
     pub listen: SocketAddr,
     /// The other nodes of the cluster. At the first start, the initial view is these nodes
     /// plus this one.

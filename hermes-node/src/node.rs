@@ -143,7 +143,8 @@ struct Handle {
 impl ClusterNode {
     /// Starts a node from its configuration: locks the data directory, restores the saved
     /// membership state (a node that ran before rejoins the cluster), binds the QUIC endpoint
-    /// for peers and clients, and starts the driver task. Must be called within a Tokio runtime.
+    /// (peers and QUIC clients, UDP) and the TCP port of the same number (TLS clients), and
+    /// starts the driver task. Must be called within a Tokio runtime.
     ///
     /// # Errors
     /// [`NodeError::Config`] for an invalid configuration or unusable certificates,
