@@ -5,9 +5,9 @@
 //! earliest deadline may change with every input.
 //!
 //! The per-key transition table (digest §1.8) is implemented by one handler per message kind:
-//! [`follower`] holds `on_inv` and `on_val`, [`coordinator`] holds `on_ack` and the update
-//! lifecycle, [`requests`] admits and resumes client requests, [`view_change`] installs views and
-//! [`timers`] drives retransmission, replays and request timeouts. `persist` emits the records to
+//! `follower` holds `on_inv` and `on_val`, `coordinator` holds `on_ack` and the update
+//! lifecycle, `requests` admits and resumes client requests, `view_change` installs views and
+//! `timers` drives retransmission, replays and request timeouts. `persist` emits the records to
 //! write ([`Action::Persist`]) and, under `sync` durability, holds back what must wait for them
 //! ([`Replica::handle_persisted`]).
 
