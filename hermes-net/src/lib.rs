@@ -9,7 +9,7 @@
 //!   one long-lived connection per peer pair, batched length-prefixed postcard frames
 //!   ([`frame`]), reconnect with back-off, and the client protocol ([`Client`],
 //!   [`ClientRequest`]) under its own ALPN: over QUIC on the same endpoint, and over TLS on the
-//!   TCP port of the same number ([`ClientTransport`]).
+//!   TCP port of the same number (the clients' default, see [`ClientTransport`]).
 //! - [`certs`]: `hermes gen-certs` — a cluster CA and per-node / per-client certificates.
 //!
 //! ```
@@ -38,6 +38,29 @@
 //!
 //! Swapping in QUIC changes only construction: [`QuicTransport::bind`] returns a transport and
 //! an [`Inbox`] of the same types.
+//!
+//! ```no_run
+//! use std::net::SocketAddr;
+//!
+//! use hermes_core::NodeId;
+//! use hermes_net::{Identity, QuicConfig, QuicTransport, TlsConfig, Transport};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), hermes_net::NetError> {
+//! // Certificates written by `hermes gen-certs --out certs --nodes 1,2` (or `gen_certs`).
+//! let tls = TlsConfig::from_dir("certs".as_ref(), &Identity::Node(NodeId(1)))?;
+//! let listen: SocketAddr = "127.0.0.1:7001".parse().expect("an address");
+//! let mut config = QuicConfig::new(NodeId(1), listen, tls);
+//! config.peers.insert(NodeId(2), "127.0.0.1:7002".parse().expect("an address"));
+//! let (transport, mut inbox) = QuicTransport::<String>::bind(config)?;
+//! transport.send(NodeId(2), "INV".to_string())?;
+//! if let Some(batch) = inbox.recv().await {
+//!     println!("{} sent {:?}", batch.from, batch.messages);
+//! }
+//! transport.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 #![warn(missing_docs)]
 
 pub mod certs;

@@ -1,13 +1,14 @@
 //! The Hermes node runtime: [`ClusterNode`] drives the sans-IO core (`hermes-core`) from one
-//! tokio task and carries out its actions over a transport (`hermes-net`: QUIC with mutual TLS,
-//! or in memory) and a data directory (`hermes-store`).
+//! tokio task and carries out its actions over a transport (`hermes-net`: QUIC with mutual TLS
+//! between nodes, or in memory) and a data directory (`hermes-store`).
 //!
 //! - [`ClusterNode::start`] runs a node from a [`NodeConfig`] (TOML, see [`config`]);
 //!   [`ClusterNode::start_with_transport`] runs one over any [`hermes_net::Transport`].
 //! - The API: [`ClusterNode::write`], [`ClusterNode::read`], [`ClusterNode::delete`],
 //!   [`ClusterNode::cas`], [`ClusterNode::status`], [`ClusterNode::shutdown`]. Errors are one
 //!   [`NodeError`].
-//! - [`RemoteClient`] talks to a node over QUIC from another process (what `hermes put` uses).
+//! - [`RemoteClient`] talks to a node from another process, over TLS on TCP (the default) or
+//!   QUIC (what `hermes put` uses).
 //! - Reads of Valid keys under a valid lease are answered on the caller's task without waiting
 //!   for the driver (the read fast path).
 //!
@@ -35,6 +36,22 @@
 //! for node in &nodes {
 //!     node.shutdown().await?;
 //! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! From another process, against a running cluster (`hermes dev` writes `client.toml`):
+//!
+//! ```no_run
+//! use hermes_node::{ClientConfig, RemoteClient};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), hermes_node::NodeError> {
+//! let config = ClientConfig::load("hermes-dev/client.toml".as_ref())?;
+//! let client = RemoteClient::connect_any(&config, None).await?;
+//! client.write("greeting", "hello").await?;
+//! assert_eq!(client.read("greeting").await?, "hello");
+//! client.close();
 //! # Ok(())
 //! # }
 //! ```

@@ -1,4 +1,5 @@
-//! The QUIC transport: peers and clients on one endpoint, told apart by ALPN.
+//! The QUIC transport: peers and QUIC clients on one UDP endpoint, told apart by ALPN, and
+//! clients over TLS on the TCP port of the same number (`tcp`, the clients' default).
 //!
 //! # Connections
 //!
