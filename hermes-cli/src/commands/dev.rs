@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use hermes_core::NodeId;
 use hermes_net::ClientTransport;
-use hermes_node::config::{NetworkConfig, ProtocolConfig, RuntimeConfig};
+use hermes_node::config::{ProtocolConfig, RuntimeConfig};
 use hermes_node::{ClientConfig, NodeConfig, NodeState, PeerConfig, RemoteClient, TlsPaths};
 
 use crate::cli::DevArgs;
@@ -107,7 +107,7 @@ pub async fn run(args: DevArgs) -> Result<(), CliError> {
                 key: format!("certs/node-{id}.key").into(),
             },
             protocol: ProtocolConfig::default(),
-            network: NetworkConfig::default(),
+            network: hermes_net::QuicOptions::default(),
             runtime: RuntimeConfig::default(),
         };
         let path = dir.join(format!("node{id}.toml"));

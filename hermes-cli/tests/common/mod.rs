@@ -9,7 +9,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hermes_core::NodeId;
-use hermes_node::config::{NetworkConfig, ProtocolConfig, RuntimeConfig};
+use hermes_node::config::{ProtocolConfig, RuntimeConfig};
 use hermes_node::{ClientConfig, NodeConfig, NodeState, PeerConfig, RemoteClient, TlsPaths};
 
 /// The `hermes` binary under test.
@@ -106,7 +106,7 @@ impl TestCluster {
                 durability,
                 tls: tls_paths(&format!("node-{id}")),
                 protocol: ProtocolConfig::default(),
-                network: NetworkConfig::default(),
+                network: hermes_net::QuicOptions::default(),
                 runtime: RuntimeConfig::default(),
             };
             let path = dir.path().join(format!("node{id}.toml"));
