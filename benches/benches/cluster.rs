@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hermes_core::{Config, Message, NodeId};
-use hermes_net::{MemConfig, MemNetwork};
-use hermes_node::config::{NetworkConfig, ProtocolConfig, RuntimeConfig};
+use hermes_net::{MemConfig, MemNetwork, QuicOptions};
+use hermes_node::config::{ProtocolConfig, RuntimeConfig};
 use hermes_node::{ClusterNode, NodeConfig, PeerConfig, TlsPaths};
 use tokio::runtime::Runtime;
 
@@ -91,7 +91,7 @@ async fn over_quic() -> Trio {
                 key: certs.join(format!("node-{id}.key")),
             },
             protocol: ProtocolConfig::default(),
-            network: NetworkConfig::default(),
+            network: QuicOptions::default(),
             runtime: RuntimeConfig::default(),
         };
         nodes.push(ClusterNode::start(config).await.expect("node"));

@@ -33,7 +33,7 @@ struct Pair {
 fn config(dir: &std::path::Path, id: u32, batch: usize) -> QuicConfig {
     let tls = TlsConfig::from_dir(dir, &Identity::Node(NodeId(id))).expect("certs");
     let mut config = QuicConfig::new(NodeId(id), "127.0.0.1:0".parse().expect("addr"), tls);
-    config.batch_messages_max = batch;
+    config.options.batch_messages_max = batch;
     config
 }
 

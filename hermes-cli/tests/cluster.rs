@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{run, stderr, stdout, TestCluster};
+use common::cluster::TestCluster;
+use common::{run, stderr, stdout};
 use hermes_core::history::{History, HistoryOp, HistoryRet};
 use hermes_core::{NodeId, Op, Outcome};
-use hermes_node::{ClientConfig, NodeError, RemoteClient};
+use hermes_node::{ClientConfig, LocalCluster, NodeError, RemoteClient};
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -91,7 +92,7 @@ async fn cli_commands_against_three_nodes_and_bad_input_leaves_the_cluster_servi
     assert!(one_line(&stderr(&out)) && stderr(&out).contains("--bogus-flag"));
 
     let bad = cluster.dir.path().join("bad.toml");
-    let good = std::fs::read_to_string(&cluster.node_configs[0]).expect("read");
+    let good = std::fs::read_to_string(cluster.node_config(1)).expect("read");
     std::fs::write(&bad, format!("flush_ms = 3\n{good}")).expect("write");
     let out = run(&["start", "--config", bad.to_str().expect("utf-8")]);
     assert_eq!(out.status.code(), Some(1));
@@ -114,7 +115,7 @@ async fn cli_commands_against_three_nodes_and_bad_input_leaves_the_cluster_servi
     let out = run(&[
         "start",
         "--config",
-        cluster.node_configs[0].to_str().expect("utf-8"),
+        cluster.node_config(1).to_str().expect("utf-8"),
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -388,15 +389,13 @@ async fn with_sync_durability_a_whole_cluster_killed_at_once_keeps_every_acknowl
 
 #[test]
 fn a_corrupt_or_foreign_file_in_the_data_directory_is_named_in_one_line() {
-    let cluster_files = tempfile::tempdir().expect("temporary directory");
-    let certs = cluster_files.path().join("certs");
-    hermes_net::gen_certs(&certs, &[NodeId(1)], &[], false).expect("certificates");
-    let text =
-        "node_id = 1\nlisten = \"127.0.0.1:0\"\ndata_dir = \"node1\"\ndurability = \"sync\"\n\
-         [tls]\nca = \"certs/ca.pem\"\ncert = \"certs/node-1.pem\"\nkey = \"certs/node-1.key\"\n";
-    let config = cluster_files.path().join("node1.toml");
-    std::fs::write(&config, text).expect("write");
-    let data = cluster_files.path().join("node1");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let files = LocalCluster::new(dir.path());
+    files
+        .write(1, hermes_core::Durability::Sync, common::CLIENT_NAME)
+        .expect("cluster files");
+    let config = files.node_config_path(NodeId(1));
+    let data = files.data_dir(NodeId(1));
     std::fs::create_dir_all(&data).expect("mkdir");
     let config_arg = config.to_str().expect("utf-8");
 

@@ -7,10 +7,16 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The protocol configuration of one replica. Durations are in milliseconds (`*_ms`).
+///
+/// Its serde form is the `[protocol]` table of a node's configuration file: every field but
+/// `node_id` and `durability`, which name the node and its storage and are given once, at the top
+/// of that file (they are neither read nor written here; deserializing takes them from
+/// [`Config::default`]). Each default is a `*_DEFAULT` constant of this type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// This replica's id.
+    #[serde(skip)]
     pub node_id: NodeId,
     /// Message-loss timeout: a coordinator retransmits an unacknowledged INV after this long, and
     /// a request that waits this long on an Invalid key replays the write. A liveness knob only:
@@ -40,6 +46,7 @@ pub struct Config {
     pub transfer_chunk_keys_max: usize,
     /// How records are made durable: `memory` (the default), `async` or `sync`; see
     /// [`Durability`].
+    #[serde(skip)]
     pub durability: Durability,
     /// After a start or restart, how long this node waits before it suspects a replica it has
     /// not heard from yet: processes of a cluster that start together do not remove each other
@@ -47,23 +54,52 @@ pub struct Config {
     pub startup_grace_ms: u64,
 }
 
+impl Config {
+    /// Default [`Config::message_loss_timeout_ms`].
+    pub const MESSAGE_LOSS_TIMEOUT_MS_DEFAULT: u64 = 100;
+    /// Default [`Config::request_timeout_ms`].
+    pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+    /// Default [`Config::key_bytes_max`].
+    pub const KEY_BYTES_MAX_DEFAULT: usize = 1024;
+    /// Default [`Config::value_bytes_max`]: 1 MiB.
+    pub const VALUE_BYTES_MAX_DEFAULT: usize = 1 << 20;
+    /// Default [`Config::requests_per_key_max`].
+    pub const REQUESTS_PER_KEY_MAX_DEFAULT: usize = 1024;
+    /// Default [`Config::requests_max`].
+    pub const REQUESTS_MAX_DEFAULT: usize = 65_536;
+    /// Default [`Config::heartbeat_interval_ms`].
+    pub const HEARTBEAT_INTERVAL_MS_DEFAULT: u64 = 50;
+    /// Default [`Config::lease_ms`].
+    pub const LEASE_MS_DEFAULT: u64 = 1_000;
+    /// Default [`Config::suspicion_timeout_ms`].
+    pub const SUSPICION_TIMEOUT_MS_DEFAULT: u64 = 500;
+    /// Default [`Config::clock_drift_margin_ms`].
+    pub const CLOCK_DRIFT_MARGIN_MS_DEFAULT: u64 = 100;
+    /// Default [`Config::transfer_chunk_keys_max`].
+    pub const TRANSFER_CHUNK_KEYS_MAX_DEFAULT: usize = 512;
+    /// Default [`Config::startup_grace_ms`]: none, for replicas that start together in one
+    /// program (the simulator, tests). Separate processes take the node's default instead
+    /// (`hermes_node::config::ProtocolConfig::STARTUP_GRACE_MS_DEFAULT`).
+    pub const STARTUP_GRACE_MS_DEFAULT: u64 = 0;
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             node_id: NodeId(1),
-            message_loss_timeout_ms: 100,
-            request_timeout_ms: 5_000,
-            key_bytes_max: 1024,
-            value_bytes_max: 1 << 20,
-            requests_per_key_max: 1024,
-            requests_max: 65_536,
-            heartbeat_interval_ms: 50,
-            lease_ms: 1_000,
-            suspicion_timeout_ms: 500,
-            clock_drift_margin_ms: 100,
-            transfer_chunk_keys_max: 512,
+            message_loss_timeout_ms: Self::MESSAGE_LOSS_TIMEOUT_MS_DEFAULT,
+            request_timeout_ms: Self::REQUEST_TIMEOUT_MS_DEFAULT,
+            key_bytes_max: Self::KEY_BYTES_MAX_DEFAULT,
+            value_bytes_max: Self::VALUE_BYTES_MAX_DEFAULT,
+            requests_per_key_max: Self::REQUESTS_PER_KEY_MAX_DEFAULT,
+            requests_max: Self::REQUESTS_MAX_DEFAULT,
+            heartbeat_interval_ms: Self::HEARTBEAT_INTERVAL_MS_DEFAULT,
+            lease_ms: Self::LEASE_MS_DEFAULT,
+            suspicion_timeout_ms: Self::SUSPICION_TIMEOUT_MS_DEFAULT,
+            clock_drift_margin_ms: Self::CLOCK_DRIFT_MARGIN_MS_DEFAULT,
+            transfer_chunk_keys_max: Self::TRANSFER_CHUNK_KEYS_MAX_DEFAULT,
             durability: Durability::Memory,
-            startup_grace_ms: 0,
+            startup_grace_ms: Self::STARTUP_GRACE_MS_DEFAULT,
         }
     }
 }

@@ -28,6 +28,10 @@ pub const PREFIX_BYTES: usize = 4;
 pub const FRAME_BYTES_MIN: usize = 64;
 /// The largest accepted `frame_bytes_max` (the length prefix is a `u32`).
 pub const FRAME_BYTES_LIMIT: usize = u32::MAX as usize;
+/// The default `frame_bytes_max` of nodes and clients: 4 MiB, room for the largest value a
+/// node accepts by default (`hermes_core::Config::VALUE_BYTES_MAX_DEFAULT`, 1 MiB) with its key
+/// and everything around it.
+pub const FRAME_BYTES_MAX_DEFAULT: usize = 4 << 20;
 /// Magic bytes at the start of a hello.
 pub const HELLO_MAGIC: [u8; 4] = *b"HRMS";
 /// Version of the peer wire protocol, sent in the hello.

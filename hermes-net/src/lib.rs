@@ -79,7 +79,7 @@ pub use mem::{MemConfig, MemNetwork, MemTransport};
 pub use protocol::{Request, Response};
 pub use quic::{
     free_loopback_addrs, BoundWithClients, Client, ClientOptions, ClientRequest, ClientTransport,
-    QuicConfig, QuicTransport, Requests, Responder, Wire,
+    QuicConfig, QuicOptions, QuicTransport, Requests, Responder, Wire,
 };
 pub use stats::NetStats;
 pub use tls::{CLIENT_ALPN, PEER_ALPN};

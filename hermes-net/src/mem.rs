@@ -7,10 +7,10 @@ use hermes_core::NodeId;
 use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
-use crate::{Inbox, NetError, PeerBatch, Transport};
+use crate::{Inbox, NetError, PeerBatch, QuicOptions, Transport};
 
-/// Limits of a [`MemNetwork`]; the same meaning as the matching fields of
-/// [`crate::QuicConfig`].
+/// Limits of a [`MemNetwork`]; the same meaning and defaults as the matching fields of
+/// [`QuicOptions`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemConfig {
     /// Capacity of each sender→receiver queue, in messages.
@@ -24,9 +24,9 @@ pub struct MemConfig {
 impl Default for MemConfig {
     fn default() -> Self {
         MemConfig {
-            queue_len_max: 4096,
-            batch_messages_max: 128,
-            inbox_batches_max: 1024,
+            queue_len_max: QuicOptions::QUEUE_LEN_MAX_DEFAULT,
+            batch_messages_max: QuicOptions::BATCH_MESSAGES_MAX_DEFAULT,
+            inbox_batches_max: QuicOptions::INBOX_BATCHES_MAX_DEFAULT,
         }
     }
 }

@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use hermes_core::NodeId;
-use hermes_net::frame::encode_batch;
+use hermes_net::frame::{encode_batch, FRAME_BYTES_MAX_DEFAULT};
 use hermes_net::{FrameError, Inbox, NetError, QuicTransport, RefuseReason, Transport};
 use tempfile::TempDir;
 
@@ -119,7 +119,7 @@ async fn frame_over_the_maximum_size() {
     send.write_all(&(3u32 << 30).to_le_bytes()).await.unwrap();
     assert_eq!(closed_code(&conn).await, Some(BAD_FRAME));
     s.frame_rejected(
-        |r| matches!(r, FrameError::Oversize { len, max } if *len == 3 << 30 && *max == 1 << 20),
+        |r| matches!(r, FrameError::Oversize { len, max } if *len == 3 << 30 && *max == FRAME_BYTES_MAX_DEFAULT),
     )
     .await;
     s.others_still_served(1).await;
@@ -260,9 +260,9 @@ async fn peer_that_stops_reading() {
     init_tracing();
     let dir = cert_dir(&[1, 2, 3], &[]);
     let mut a_config = test_config(&dir, 1);
-    a_config.queue_len_max = 64;
+    a_config.options.queue_len_max = 64;
     let mut b_config = test_config(&dir, 2);
-    b_config.inbox_batches_max = 1;
+    b_config.options.inbox_batches_max = 1;
     let (a, _a_in) = QuicTransport::<Msg>::bind(a_config).unwrap();
     // Node 2's application never drains its inbox (until the end).
     let (b, mut b_in) = QuicTransport::<Msg>::bind(b_config).unwrap();

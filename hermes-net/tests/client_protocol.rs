@@ -20,7 +20,7 @@ type ServedNode = (
 
 fn serve_node(dir: &tempfile::TempDir, client_queue_max: usize) -> ServedNode {
     let mut config = test_config(dir, 1);
-    config.client_queue_max = client_queue_max;
+    config.options.client_queue_max = client_queue_max;
     QuicTransport::bind_with_clients(config).expect("bind")
 }
 
@@ -239,7 +239,7 @@ async fn client_connections_beyond_the_limit_are_refused() {
     init_tracing();
     let dir = cert_dir(&[1], &["cli"]);
     let mut config = test_config(&dir, 1);
-    config.client_connections_max = 1;
+    config.options.client_connections_max = 1;
     let served: ServedNode = QuicTransport::bind_with_clients(config).expect("bind");
     let tls = client_tls(&dir, "cli");
     let first = connect(&served, &tls, ClientTransport::Tcp).await.unwrap();

@@ -95,7 +95,7 @@ async fn unknown_peer_and_oversize_message_are_typed_errors() {
     init_tracing();
     let dir = cert_dir(&[1, 2], &[]);
     let mut config = test_config(&dir, 1);
-    config.frame_bytes_max = 1024;
+    config.options.frame_bytes_max = 1024;
     let (a, _a_in) = QuicTransport::<Msg>::bind(config).unwrap();
     let (b, mut b_in) = QuicTransport::<Msg>::bind(test_config(&dir, 2)).unwrap();
     mesh(&[&a, &b]);

@@ -1,9 +1,11 @@
 //! Node and client configuration, read from TOML and validated before anything starts.
 //!
 //! A node file names the node, its address, its peers, its data directory, its durability
-//! mode and its certificates; optional tables tune the protocol (`[protocol]`), the QUIC
-//! transport (`[network]`) and the runtime (`[runtime]`). Durations end in `_ms`. Unknown fields
-//! and invalid values are refused with a message that names the file and the field.
+//! mode and its certificates; optional tables tune the protocol (`[protocol]`: the core's
+//! [`hermes_core::Config`], see [`ProtocolConfig`]), the QUIC transport (`[network]`:
+//! [`hermes_net::QuicOptions`]) and the runtime (`[runtime]`: [`RuntimeConfig`]). Every default is
+//! a `*_DEFAULT` constant beside its type. Durations end in `_ms`. Unknown fields and invalid
+//! values are refused with a message that names the file and the field.
 //!
 //! ```toml
 //! node_id = 1
@@ -28,10 +30,12 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 
 use hermes_core::NodeId;
-use hermes_net::{ClientOptions, ClientTransport, QuicConfig, TlsConfig};
+use hermes_net::frame::FRAME_BYTES_MAX_DEFAULT;
+use hermes_net::{ClientOptions, ClientTransport, QuicConfig, QuicOptions, TlsConfig};
 use hermes_store::Durability;
 use serde::{Deserialize, Serialize};
 
@@ -77,152 +81,57 @@ pub struct PeerConfig {
     pub addr: SocketAddr,
 }
 
-/// Timeouts and limits of the replication protocol and membership (see [`hermes_core::Config`],
-/// whose fields these are, without the node id).
+/// The `[protocol]` table: the core's [`hermes_core::Config`] as it is, with a node's default for
+/// `startup_grace_ms` ([`ProtocolConfig::STARTUP_GRACE_MS_DEFAULT`]) where the core's differs.
+///
+/// The table holds neither `node_id` nor `durability`: a node file names them once, at its top,
+/// and [`NodeConfig::core_config`] puts them into the core configuration (the copies in here keep
+/// the core's defaults and are not used).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ProtocolConfig {
-    /// See [`hermes_core::Config::message_loss_timeout_ms`].
-    pub message_loss_timeout_ms: u64,
-    /// See [`hermes_core::Config::request_timeout_ms`].
-    pub request_timeout_ms: u64,
-    /// See [`hermes_core::Config::key_bytes_max`].
-    pub key_bytes_max: usize,
-    /// See [`hermes_core::Config::value_bytes_max`].
-    pub value_bytes_max: usize,
-    /// See [`hermes_core::Config::requests_per_key_max`].
-    pub requests_per_key_max: usize,
-    /// See [`hermes_core::Config::requests_max`].
-    pub requests_max: usize,
-    /// See [`hermes_core::Config::heartbeat_interval_ms`].
-    pub heartbeat_interval_ms: u64,
-    /// See [`hermes_core::Config::lease_ms`].
-    pub lease_ms: u64,
-    /// See [`hermes_core::Config::suspicion_timeout_ms`].
-    pub suspicion_timeout_ms: u64,
-    /// See [`hermes_core::Config::clock_drift_margin_ms`].
-    pub clock_drift_margin_ms: u64,
-    /// See [`hermes_core::Config::transfer_chunk_keys_max`].
-    pub transfer_chunk_keys_max: usize,
-    /// See [`hermes_core::Config::startup_grace_ms`].
-    pub startup_grace_ms: u64,
+#[serde(transparent)]
+pub struct ProtocolConfig(pub hermes_core::Config);
+
+impl ProtocolConfig {
+    /// Default `startup_grace_ms` of a node: 2 s. The processes of a cluster, started together
+    /// by hand or by `hermes dev`, need a moment to connect to each other; without it the first
+    /// ones up would suspect and remove the others. Replicas in one program (the simulator)
+    /// start at once and keep the core's [`hermes_core::Config::STARTUP_GRACE_MS_DEFAULT`].
+    pub const STARTUP_GRACE_MS_DEFAULT: u64 = 2_000;
 }
 
 impl Default for ProtocolConfig {
     fn default() -> Self {
-        let core = hermes_core::Config::default();
-        ProtocolConfig {
-            message_loss_timeout_ms: core.message_loss_timeout_ms,
-            request_timeout_ms: core.request_timeout_ms,
-            key_bytes_max: core.key_bytes_max,
-            value_bytes_max: core.value_bytes_max,
-            requests_per_key_max: core.requests_per_key_max,
-            requests_max: core.requests_max,
-            heartbeat_interval_ms: core.heartbeat_interval_ms,
-            lease_ms: core.lease_ms,
-            suspicion_timeout_ms: core.suspicion_timeout_ms,
-            clock_drift_margin_ms: core.clock_drift_margin_ms,
-            transfer_chunk_keys_max: core.transfer_chunk_keys_max,
-            // Processes started together by hand or by `hermes dev` need a moment to connect.
-            startup_grace_ms: STARTUP_GRACE_MS_DEFAULT,
-        }
-    }
-}
-
-impl ProtocolConfig {
-    /// The core configuration of node `node_id`.
-    pub fn to_core(&self, node_id: NodeId) -> hermes_core::Config {
-        hermes_core::Config {
-            node_id,
-            message_loss_timeout_ms: self.message_loss_timeout_ms,
-            request_timeout_ms: self.request_timeout_ms,
-            key_bytes_max: self.key_bytes_max,
-            value_bytes_max: self.value_bytes_max,
-            requests_per_key_max: self.requests_per_key_max,
-            requests_max: self.requests_max,
-            heartbeat_interval_ms: self.heartbeat_interval_ms,
-            lease_ms: self.lease_ms,
-            suspicion_timeout_ms: self.suspicion_timeout_ms,
-            clock_drift_margin_ms: self.clock_drift_margin_ms,
-            transfer_chunk_keys_max: self.transfer_chunk_keys_max,
-            startup_grace_ms: self.startup_grace_ms,
+        ProtocolConfig(hermes_core::Config {
+            startup_grace_ms: Self::STARTUP_GRACE_MS_DEFAULT,
             ..hermes_core::Config::default()
-        }
+        })
     }
 }
 
-/// Limits of the QUIC transport (see [`hermes_net::QuicConfig`], whose fields these are).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct NetworkConfig {
-    /// Capacity of each per-peer send queue, in messages.
-    pub queue_len_max: usize,
-    /// Capacity of the inbox from all peers, in batches.
-    pub inbox_batches_max: usize,
-    /// Largest frame body, in bytes.
-    pub frame_bytes_max: usize,
-    /// Most messages per frame.
-    pub batch_messages_max: usize,
-    /// Interval of QUIC keep-alives.
-    pub keep_alive_ms: u64,
-    /// A connection silent for this long is closed.
-    pub idle_timeout_ms: u64,
-    /// Time allowed for a handshake and the peer's hello.
-    pub handshake_timeout_ms: u64,
-    /// First delay before redialing a lost peer.
-    pub reconnect_backoff_min_ms: u64,
-    /// Largest delay between redials.
-    pub reconnect_backoff_max_ms: u64,
-    /// UDP socket buffers to ask the kernel for (0: system default).
-    pub socket_buffer_bytes: usize,
-    /// Client requests queued at the node before new ones are refused as overloaded.
-    pub client_queue_max: usize,
-    /// Most unanswered requests per client connection.
-    pub client_inflight_max: usize,
-    /// Most client connections served at once; more are refused.
-    pub client_connections_max: usize,
-    /// Also serve clients over TLS on TCP, on the TCP port with the number of `listen`'s port.
-    pub client_tcp: bool,
-}
+impl Deref for ProtocolConfig {
+    type Target = hermes_core::Config;
 
-impl Default for NetworkConfig {
-    fn default() -> Self {
-        let quic = QuicConfig::new(
-            NodeId(0),
-            SocketAddr::from(([127, 0, 0, 1], 0)),
-            empty_tls(),
-        );
-        NetworkConfig {
-            queue_len_max: quic.queue_len_max,
-            inbox_batches_max: quic.inbox_batches_max,
-            frame_bytes_max: FRAME_BYTES_DEFAULT,
-            batch_messages_max: quic.batch_messages_max,
-            keep_alive_ms: quic.keep_alive_ms,
-            idle_timeout_ms: quic.idle_timeout_ms,
-            handshake_timeout_ms: quic.handshake_timeout_ms,
-            reconnect_backoff_min_ms: quic.reconnect_backoff_min_ms,
-            reconnect_backoff_max_ms: quic.reconnect_backoff_max_ms,
-            socket_buffer_bytes: quic.socket_buffer_bytes,
-            client_queue_max: quic.client_queue_max,
-            client_inflight_max: quic.client_inflight_max,
-            client_connections_max: quic.client_connections_max,
-            client_tcp: quic.client_tcp,
-        }
+    fn deref(&self) -> &hermes_core::Config {
+        &self.0
     }
 }
 
-/// How long a started node waits before suspecting peers it has not heard from yet.
-const STARTUP_GRACE_MS_DEFAULT: u64 = 2_000;
-
-/// Frames of 4 MiB carry the largest default value (1 MiB) with room to spare.
-const FRAME_BYTES_DEFAULT: usize = 4 << 20;
+impl DerefMut for ProtocolConfig {
+    fn deref_mut(&mut self) -> &mut hermes_core::Config {
+        &mut self.0
+    }
+}
 
 /// Room for the key, the timestamp and the framing around a value in one frame.
 const FRAME_OVERHEAD_BYTES: usize = 4096;
 
-fn empty_tls() -> TlsConfig {
-    TlsConfig::empty()
-}
+// The default frame carries the largest default value with the largest default key.
+const _: () = assert!(
+    hermes_core::Config::VALUE_BYTES_MAX_DEFAULT
+        + hermes_core::Config::KEY_BYTES_MAX_DEFAULT
+        + FRAME_OVERHEAD_BYTES
+        <= FRAME_BYTES_MAX_DEFAULT
+);
 
 /// Bounds of the runtime around the core.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,15 +158,24 @@ pub const WORKER_THREADS_LIMIT: usize = 256;
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            commands_max: 4096,
-            drain_inputs_max: 256,
-            shutdown_timeout_ms: 5_000,
-            worker_threads: 1,
+            commands_max: Self::COMMANDS_MAX_DEFAULT,
+            drain_inputs_max: Self::DRAIN_INPUTS_MAX_DEFAULT,
+            shutdown_timeout_ms: Self::SHUTDOWN_TIMEOUT_MS_DEFAULT,
+            worker_threads: Self::WORKER_THREADS_DEFAULT,
         }
     }
 }
 
 impl RuntimeConfig {
+    /// Default [`RuntimeConfig::commands_max`].
+    pub const COMMANDS_MAX_DEFAULT: usize = 4096;
+    /// Default [`RuntimeConfig::drain_inputs_max`].
+    pub const DRAIN_INPUTS_MAX_DEFAULT: usize = 256;
+    /// Default [`RuntimeConfig::shutdown_timeout_ms`].
+    pub const SHUTDOWN_TIMEOUT_MS_DEFAULT: u64 = 5_000;
+    /// Default [`RuntimeConfig::worker_threads`]: one thread (see the field).
+    pub const WORKER_THREADS_DEFAULT: usize = 1;
+
     /// A Tokio runtime builder for [`RuntimeConfig::worker_threads`] threads (current-thread for
     /// one), with I/O and time enabled.
     pub fn runtime_builder(&self) -> tokio::runtime::Builder {
@@ -279,7 +197,9 @@ pub fn runtime_builder(threads: usize) -> tokio::runtime::Builder {
     builder
 }
 
-/// The configuration of one node (`hermes start --config node.toml`).
+/// The configuration of one node (`hermes start --config node.toml`). Read it with
+/// [`NodeConfig::load`] or [`NodeConfig::from_toml`], which also give a `[protocol]` table
+/// without `startup_grace_ms` the node's default.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
@@ -301,12 +221,12 @@ pub struct NodeConfig {
     pub durability: Durability,
     /// Certificates and key.
     pub tls: TlsPaths,
-    /// Protocol timeouts and limits.
+    /// Protocol timeouts and limits (`[protocol]`).
     #[serde(default)]
     pub protocol: ProtocolConfig,
-    /// Transport limits.
+    /// Transport limits (`[network]`).
     #[serde(default)]
-    pub network: NetworkConfig,
+    pub network: QuicOptions,
     /// Runtime bounds.
     #[serde(default)]
     pub runtime: RuntimeConfig,
@@ -319,7 +239,7 @@ impl NodeConfig {
     /// # Errors
     /// [`NodeError::Config`] naming the file and, where it can, the field.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
-        let mut config: NodeConfig = read_toml(path)?;
+        let mut config = parse_node(&read_file(path)?).map_err(|err| toml_error(path, &err))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.data_dir = resolve(base, &config.data_dir);
         config.tls.resolve(base);
@@ -334,8 +254,8 @@ impl NodeConfig {
     /// # Errors
     /// [`NodeError::Config`] naming the field.
     pub fn from_toml(text: &str) -> Result<Self, NodeError> {
-        let config: NodeConfig =
-            toml::from_str(text).map_err(|err| NodeError::Config(one_line(&err.to_string())))?;
+        let config =
+            parse_node(text).map_err(|err| NodeError::Config(one_line(&err.to_string())))?;
         config.validate().map_err(NodeError::Config)?;
         Ok(config)
     }
@@ -376,7 +296,7 @@ impl NodeConfig {
                 format!("protocol.{field}: {reason}")
             }
         })?;
-        self.quic_config(empty_tls())
+        self.network
             .validate()
             .map_err(|err| format!("network: {err}"))?;
         let largest = self.protocol.value_bytes_max + self.protocol.key_bytes_max;
@@ -405,34 +325,24 @@ impl NodeConfig {
         Ok(())
     }
 
-    /// The core configuration.
+    /// The core configuration: the `[protocol]` table with this node's id and durability.
     pub fn core_config(&self) -> hermes_core::Config {
         hermes_core::Config {
+            node_id: self.node_id,
             durability: self.durability,
-            ..self.protocol.to_core(self.node_id)
+            ..self.protocol.0.clone()
         }
     }
 
     /// The transport configuration with the given TLS material.
     pub fn quic_config(&self, tls: TlsConfig) -> QuicConfig {
-        let net = &self.network;
-        let mut quic = QuicConfig::new(self.node_id, self.listen, tls);
-        quic.peers = self.peers.iter().map(|p| (p.id, p.addr)).collect();
-        quic.queue_len_max = net.queue_len_max;
-        quic.inbox_batches_max = net.inbox_batches_max;
-        quic.frame_bytes_max = net.frame_bytes_max;
-        quic.batch_messages_max = net.batch_messages_max;
-        quic.keep_alive_ms = net.keep_alive_ms;
-        quic.idle_timeout_ms = net.idle_timeout_ms;
-        quic.handshake_timeout_ms = net.handshake_timeout_ms;
-        quic.reconnect_backoff_min_ms = net.reconnect_backoff_min_ms;
-        quic.reconnect_backoff_max_ms = net.reconnect_backoff_max_ms;
-        quic.socket_buffer_bytes = net.socket_buffer_bytes;
-        quic.client_queue_max = net.client_queue_max;
-        quic.client_inflight_max = net.client_inflight_max;
-        quic.client_connections_max = net.client_connections_max;
-        quic.client_tcp = net.client_tcp;
-        quic
+        QuicConfig {
+            node_id: self.node_id,
+            listen: self.listen,
+            peers: self.peers.iter().map(|p| (p.id, p.addr)).collect(),
+            tls,
+            options: self.network.clone(),
+        }
     }
 
     /// Every node of the configured cluster (the peers and this node), in id order.
@@ -454,13 +364,15 @@ pub struct ClientConfig {
     /// Certificates and key of this client.
     pub tls: TlsPaths,
     /// How long a client waits for one answer before giving up (outcome unknown for updates).
+    /// Default [`ClientConfig::REQUEST_TIMEOUT_MS_DEFAULT`].
     #[serde(default = "default_client_timeout_ms")]
     pub request_timeout_ms: u64,
-    /// How long a client waits for a connection.
+    /// How long a client waits for a connection. Default
+    /// [`ClientOptions::CONNECT_TIMEOUT_MS_DEFAULT`].
     #[serde(default = "default_connect_timeout_ms")]
     pub connect_timeout_ms: u64,
     /// Largest frame body, in bytes; must be at least the nodes' `network.frame_bytes_max` to
-    /// send values that large.
+    /// send values that large. Default [`FRAME_BYTES_MAX_DEFAULT`], as for nodes.
     #[serde(default = "default_frame_bytes_max")]
     pub frame_bytes_max: usize,
     /// `tcp` (TLS over TCP, the default) or `quic`: how to reach the nodes, at the same addresses.
@@ -469,25 +381,45 @@ pub struct ClientConfig {
 }
 
 fn default_client_timeout_ms() -> u64 {
-    10_000
+    ClientConfig::REQUEST_TIMEOUT_MS_DEFAULT
 }
 
 fn default_connect_timeout_ms() -> u64 {
-    3_000
+    ClientOptions::CONNECT_TIMEOUT_MS_DEFAULT
 }
 
 fn default_frame_bytes_max() -> usize {
-    FRAME_BYTES_DEFAULT
+    FRAME_BYTES_MAX_DEFAULT
 }
 
 impl ClientConfig {
+    /// Default [`ClientConfig::request_timeout_ms`]: 10 s, longer than a node's default request
+    /// timeout ([`hermes_core::Config::REQUEST_TIMEOUT_MS_DEFAULT`]), so that the node's own
+    /// answer arrives first.
+    pub const REQUEST_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+
+    /// A configuration for the given nodes and certificates, with default timeouts, frame size
+    /// and transport.
+    pub fn new(nodes: Vec<PeerConfig>, tls: TlsPaths) -> Self {
+        ClientConfig {
+            nodes,
+            tls,
+            request_timeout_ms: Self::REQUEST_TIMEOUT_MS_DEFAULT,
+            connect_timeout_ms: ClientOptions::CONNECT_TIMEOUT_MS_DEFAULT,
+            frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
+            transport: ClientTransport::default(),
+        }
+    }
+
     /// Reads and validates a client configuration file; relative paths in it are resolved
     /// against its directory.
     ///
     /// # Errors
     /// [`NodeError::Config`] naming the file and, where it can, the field.
     pub fn load(path: &Path) -> Result<Self, NodeError> {
-        let mut config: ClientConfig = read_toml(path)?;
+        let text = read_file(path)?;
+        let mut config: ClientConfig =
+            toml::from_str(&text).map_err(|err| toml_error(path, &err))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.tls.resolve(base);
         config
@@ -543,16 +475,34 @@ impl ClientConfig {
     }
 }
 
-fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, NodeError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| NodeError::Config(format!("{}: cannot read: {err}", path.display())))?;
-    toml::from_str(&text).map_err(|err| {
-        NodeError::Config(format!(
-            "{}: {}",
-            path.display(),
-            one_line(&err.to_string())
-        ))
-    })
+/// Parses a node file: serde reads every field, then a `[protocol]` table that leaves out
+/// `startup_grace_ms` gets the node's default ([`ProtocolConfig::STARTUP_GRACE_MS_DEFAULT`])
+/// rather than the core's, which serde would have filled in.
+fn parse_node(text: &str) -> Result<NodeConfig, toml::de::Error> {
+    let mut config: NodeConfig = toml::from_str(text)?;
+    let document: toml::Table = toml::from_str(text)?;
+    let grace_given = document
+        .get("protocol")
+        .and_then(|protocol| protocol.get("startup_grace_ms"))
+        .is_some();
+    if !grace_given {
+        config.protocol.startup_grace_ms = ProtocolConfig::STARTUP_GRACE_MS_DEFAULT;
+    }
+    Ok(config)
+}
+
+fn read_file(path: &Path) -> Result<String, NodeError> {
+    std::fs::read_to_string(path)
+        .map_err(|err| NodeError::Config(format!("{}: cannot read: {err}", path.display())))
+}
+
+/// A TOML error in file `path`, in one line.
+fn toml_error(path: &Path, err: &toml::de::Error) -> NodeError {
+    NodeError::Config(format!(
+        "{}: {}",
+        path.display(),
+        one_line(&err.to_string())
+    ))
 }
 
 /// TOML errors span several lines (a snippet with a caret); keep the location and the message.
@@ -627,5 +577,53 @@ addr = "127.0.0.1:7002"
         );
         let err = NodeConfig::from_toml(&text).unwrap_err().to_string();
         assert!(err.contains("durability") || err.contains("fast"), "{err}");
+    }
+
+    #[test]
+    fn protocol_table_is_the_core_config_with_a_node_startup_grace() {
+        let text = format!("{MINIMAL}\n[protocol]\nlease_ms = 2000\n");
+        let config = NodeConfig::from_toml(&text).unwrap();
+        let expected = hermes_core::Config {
+            node_id: NodeId(1),
+            lease_ms: 2000,
+            startup_grace_ms: ProtocolConfig::STARTUP_GRACE_MS_DEFAULT,
+            ..hermes_core::Config::default()
+        };
+        assert_eq!(config.core_config(), expected);
+        let text = format!("{MINIMAL}\n[protocol]\nstartup_grace_ms = 0\n");
+        let config = NodeConfig::from_toml(&text).unwrap();
+        assert_eq!(config.core_config().startup_grace_ms, 0);
+        let text = MINIMAL.replace("node_id = 1", "node_id = 3\ndurability = \"sync\"");
+        let config = NodeConfig::from_toml(&text).unwrap();
+        assert_eq!(config.core_config().node_id, NodeId(3));
+        assert_eq!(config.core_config().durability, Durability::Sync);
+        // The node and its storage are named once, at the top of the file.
+        for (field, line) in [
+            ("node_id", "node_id = 1"),
+            ("durability", "durability = \"sync\""),
+        ] {
+            let text = format!("{MINIMAL}\n[protocol]\n{line}\n");
+            let err = NodeConfig::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("unknown field `{field}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn network_table_is_the_transport_options_with_one_frame_default() {
+        let config = NodeConfig::from_toml(MINIMAL).unwrap();
+        assert_eq!(config.network, QuicOptions::default());
+        let quic = config.quic_config(TlsConfig::empty());
+        assert_eq!(quic.options, QuicOptions::default());
+        assert_eq!(quic.peers.len(), 1);
+        assert_eq!(quic.options.frame_bytes_max, FRAME_BYTES_MAX_DEFAULT);
+        assert_eq!(
+            ClientOptions::default().frame_bytes_max,
+            FRAME_BYTES_MAX_DEFAULT
+        );
+        let client = ClientConfig::new(config.peers.clone(), config.tls.clone());
+        assert_eq!(client.client_options(), ClientOptions::default());
+        let text = format!("{MINIMAL}\n[network]\nframe_bytes_max = 100\n");
+        let err = NodeConfig::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("network.frame_bytes_max"), "{err}");
     }
 }

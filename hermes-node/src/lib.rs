@@ -9,6 +9,8 @@
 //!   [`NodeError`].
 //! - [`RemoteClient`] talks to a node from another process, over TLS on TCP (the default) or
 //!   QUIC (what `hermes put` uses).
+//! - [`LocalCluster`] writes the certificates and configuration files of a cluster on 127.0.0.1
+//!   (what `hermes dev` and the process tests use).
 //! - Reads of Valid keys under a valid lease are answered on the caller's task without waiting
 //!   for the driver (the read fast path).
 //!
@@ -62,6 +64,7 @@ pub mod config;
 mod data_dir;
 mod driver;
 mod error;
+mod local_cluster;
 mod node;
 mod persist;
 mod status;
@@ -70,6 +73,7 @@ mod wire;
 pub use client::RemoteClient;
 pub use config::{ClientConfig, NodeConfig, PeerConfig, TlsPaths};
 pub use error::NodeError;
+pub use local_cluster::LocalCluster;
 pub use node::ClusterNode;
 pub use status::{Counters, NodeState, PeerStatus, Status};
 pub use wire::{ClientAnswer, ClientCall};

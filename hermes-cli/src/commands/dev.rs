@@ -1,21 +1,18 @@
 //! `hermes dev`: a local cluster on 127.0.0.1, one process per node, stopped on Ctrl-C.
 //!
 //! Writes `DIR/certs/` (a CA, one certificate per node and `client-cli`), `DIR/nodeN.toml` and
-//! `DIR/client.toml`, starts `hermes start --config DIR/nodeN.toml` for every node with its log
+//! `DIR/client.toml` ([`LocalCluster`]), starts `hermes start --config DIR/nodeN.toml` for every node with its log
 //! in `DIR/nodeN.log`, waits until every node is Active, prints how to use the cluster, and
 //! stops every node on Ctrl-C or SIGTERM. Each run starts a new cluster: the nodes' data
 //! directories are cleared first (refused while a node still runs there).
 
 use std::fs::{File, OpenOptions};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use hermes_core::NodeId;
-use hermes_net::ClientTransport;
-use hermes_node::config::{NetworkConfig, ProtocolConfig, RuntimeConfig};
-use hermes_node::{ClientConfig, NodeConfig, NodeState, PeerConfig, RemoteClient, TlsPaths};
+use hermes_node::{ClientConfig, LocalCluster, NodeState, PeerConfig, RemoteClient};
 
 use crate::cli::DevArgs;
 use crate::commands::start::shutdown_signal;
@@ -86,56 +83,22 @@ pub async fn run(args: DevArgs) -> Result<(), CliError> {
     let dir = args.dir.clone();
     std::fs::create_dir_all(&dir)
         .map_err(|err| CliError::other(format!("{}: cannot create: {err}", dir.display())))?;
-    let ids: Vec<u32> = (1..=args.nodes).collect();
-    for id in &ids {
-        clear_data_dir(&dir.join(format!("node{id}")))?;
+    let files = LocalCluster::new(&dir);
+    for id in 1..=args.nodes {
+        clear_data_dir(&files.data_dir(NodeId(id)))?;
     }
-    ensure_certs(&dir.join("certs"), &ids)?;
-    let addrs = hermes_net::free_loopback_addrs(ids.len())
-        .map_err(|err| CliError::other(err.to_string()))?;
-    let mut config_paths = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        let config = NodeConfig {
-            node_id: NodeId(*id),
-            listen: addrs[i],
-            peers: peers_except(&ids, &addrs, *id),
-            data_dir: PathBuf::from(format!("node{id}")),
-            durability,
-            tls: TlsPaths {
-                ca: "certs/ca.pem".into(),
-                cert: format!("certs/node-{id}.pem").into(),
-                key: format!("certs/node-{id}.key").into(),
-            },
-            protocol: ProtocolConfig::default(),
-            network: NetworkConfig::default(),
-            runtime: RuntimeConfig::default(),
-        };
-        let path = dir.join(format!("node{id}.toml"));
-        write_file(&path, &config.to_toml()?)?;
-        config_paths.push(path);
-    }
-    let client = ClientConfig {
-        nodes: peers_except(&ids, &addrs, 0),
-        tls: TlsPaths {
-            ca: "certs/ca.pem".into(),
-            cert: format!("certs/client-{CLIENT_NAME}.pem").into(),
-            key: format!("certs/client-{CLIENT_NAME}.key").into(),
-        },
-        request_timeout_ms: 10_000,
-        connect_timeout_ms: 3_000,
-        frame_bytes_max: 4 << 20,
-        transport: ClientTransport::default(),
-    };
-    let client_path = dir.join("client.toml");
-    write_file(&client_path, &client.to_toml()?)?;
+    let nodes = files.write(args.nodes, durability, CLIENT_NAME)?;
+    let ids: Vec<u32> = nodes.iter().map(|node| node.id.0).collect();
+    let client_path = files.client_config_path();
 
     let exe = std::env::current_exe()
         .map_err(|err| CliError::other(format!("cannot find the hermes binary: {err}")))?;
     let mut cluster = Cluster {
         children: Vec::new(),
     };
-    for (id, path) in ids.iter().zip(&config_paths) {
-        let log_path = dir.join(format!("node{id}.log"));
+    for id in &ids {
+        let path = files.node_config_path(NodeId(*id));
+        let log_path = files.log_path(NodeId(*id));
         let log = File::create(&log_path)
             .map_err(|err| CliError::other(format!("{}: {err}", log_path.display())))?;
         let log_err = log
@@ -144,7 +107,7 @@ pub async fn run(args: DevArgs) -> Result<(), CliError> {
         let child = std::process::Command::new(&exe)
             .arg("start")
             .arg("--config")
-            .arg(path)
+            .arg(&path)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)
@@ -154,8 +117,8 @@ pub async fn run(args: DevArgs) -> Result<(), CliError> {
     }
 
     let client_config = ClientConfig::load(&client_path)?;
-    wait_ready(&mut cluster, &client_config, &dir, args.ready_timeout_ms).await?;
-    print_usage(&exe, &dir, &client_path, &ids, &addrs, &cluster);
+    wait_ready(&mut cluster, &client_config, &files, args.ready_timeout_ms).await?;
+    print_usage(&exe, &files, &nodes, &cluster);
 
     let signal = shutdown_signal();
     tokio::pin!(signal);
@@ -172,7 +135,7 @@ pub async fn run(args: DevArgs) -> Result<(), CliError> {
                         println!(
                             "node {id} exited ({status}); bring it back with `{} start --config {}`",
                             exe_display(&exe),
-                            dir.join(format!("node{id}.toml")).display()
+                            files.node_config_path(NodeId(id)).display()
                         );
                     }
                 }
@@ -205,48 +168,11 @@ fn clear_data_dir(path: &Path) -> Result<(), CliError> {
     }
 }
 
-/// Writes the CA and the certificates that are missing (an existing CA is reused).
-fn ensure_certs(dir: &Path, ids: &[u32]) -> Result<(), CliError> {
-    let missing_nodes: Vec<NodeId> = ids
-        .iter()
-        .filter(|id| !dir.join(format!("node-{id}.pem")).exists())
-        .map(|id| NodeId(*id))
-        .collect();
-    let client_missing = !dir.join(format!("client-{CLIENT_NAME}.pem")).exists();
-    let clients: Vec<&str> = if client_missing {
-        vec![CLIENT_NAME]
-    } else {
-        Vec::new()
-    };
-    if missing_nodes.is_empty() && clients.is_empty() {
-        return Ok(());
-    }
-    hermes_net::gen_certs(dir, &missing_nodes, &clients, false)
-        .map_err(|err| CliError::other(format!("certificates: {err}")))?;
-    Ok(())
-}
-
-fn peers_except(ids: &[u32], addrs: &[SocketAddr], me: u32) -> Vec<PeerConfig> {
-    ids.iter()
-        .zip(addrs)
-        .filter(|(id, _)| **id != me)
-        .map(|(id, addr)| PeerConfig {
-            id: NodeId(*id),
-            addr: *addr,
-        })
-        .collect()
-}
-
-fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
-    std::fs::write(path, text)
-        .map_err(|err| CliError::other(format!("{}: cannot write: {err}", path.display())))
-}
-
 /// Waits until every node answers and reports itself Active.
 async fn wait_ready(
     cluster: &mut Cluster,
     config: &ClientConfig,
-    dir: &Path,
+    files: &LocalCluster,
     timeout_ms: u64,
 ) -> Result<(), CliError> {
     let deadline = Instant::now() + Duration::from_millis(timeout_ms);
@@ -256,7 +182,7 @@ async fn wait_ready(
             if let Some((id, status)) = cluster.exited() {
                 return Err(CliError::other(format!(
                     "node {id} exited during start ({status}); its log: {}",
-                    dir.join(format!("node{id}.log")).display()
+                    files.log_path(NodeId(id)).display()
                 )));
             }
             let active = match RemoteClient::connect_with(config, &tls, node.id).await {
@@ -274,7 +200,7 @@ async fn wait_ready(
                 return Err(CliError::other(format!(
                     "node {} was not active after {timeout_ms} ms; its log: {}",
                     node.id.0,
-                    dir.join(format!("node{}.log", node.id.0)).display()
+                    files.log_path(node.id).display()
                 )));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -291,27 +217,25 @@ fn exe_display(exe: &Path) -> String {
     }
 }
 
-fn print_usage(
-    exe: &Path,
-    dir: &Path,
-    client_path: &Path,
-    ids: &[u32],
-    addrs: &[SocketAddr],
-    cluster: &Cluster,
-) {
+fn print_usage(exe: &Path, files: &LocalCluster, nodes: &[PeerConfig], cluster: &Cluster) {
     let hermes = exe_display(exe);
     println!(
         "Hermes dev cluster: {} nodes on 127.0.0.1, every node Active",
-        ids.len()
+        nodes.len()
     );
-    for ((id, addr), (_, child)) in ids.iter().zip(addrs).zip(&cluster.children) {
+    for (node, (_, child)) in nodes.iter().zip(&cluster.children) {
         println!(
-            "  node {id}  {addr}  pid {}  log {}",
+            "  node {}  {}  pid {}  log {}",
+            node.id.0,
+            node.addr,
             child.id(),
-            dir.join(format!("node{id}.log")).display()
+            files.log_path(node.id).display()
         );
     }
-    println!("Client configuration: {}", client_path.display());
+    println!(
+        "Client configuration: {}",
+        files.client_config_path().display()
+    );
     println!();
     println!("In another terminal (from this directory):");
     println!("  {hermes} put greeting hello");
@@ -322,7 +246,7 @@ fn print_usage(
     println!("  {hermes} bench --clients 16 --duration-ms 5000");
     println!(
         "Kill a node (kill -9 PID) and bring it back: {hermes} start --config {}",
-        dir.join("node2.toml").display()
+        files.node_config_path(NodeId(2)).display()
     );
     println!("Ctrl-C stops every node.");
 }

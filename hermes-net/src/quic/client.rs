@@ -17,6 +17,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::link::{tune_tcp, Link};
+use super::options::{ClientOptions, ClientTransport};
 use super::socket;
 use super::tasks::Tasks;
 use crate::certs::node_dns_name;
@@ -24,57 +25,6 @@ use crate::frame::{self, BatchEncoder, Push, ReadFrameError};
 use crate::protocol::{Request, Response};
 use crate::tls::{self, CLIENT_ALPN};
 use crate::{NetError, TlsConfig};
-
-/// How a [`Client`] reaches its node. Both carry the same frames under the same mutual TLS.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum ClientTransport {
-    /// TLS over TCP, to the TCP port with the node's port number (the default: cheaper per call
-    /// on loopback and LANs).
-    #[default]
-    Tcp,
-    /// QUIC, to the node's UDP port.
-    Quic,
-}
-
-/// Options of a [`Client`]. Durations are in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientOptions {
-    /// TLS over TCP or QUIC.
-    pub transport: ClientTransport,
-    /// Maximum frame body, in bytes (must match the server's to send large requests).
-    pub frame_bytes_max: usize,
-    /// Most requests per frame.
-    pub batch_messages_max: usize,
-    /// Requests queued for writing before [`Client::call`] waits.
-    pub queue_len_max: usize,
-    /// Interval of QUIC keep-alives (below `idle_timeout_ms`), and of TCP keep-alive probes on
-    /// an idle TCP connection (at least 1 s).
-    pub keep_alive_ms: u64,
-    /// A QUIC connection with no packets for this long is closed.
-    pub idle_timeout_ms: u64,
-    /// Time allowed for connecting.
-    pub connect_timeout_ms: u64,
-    /// UDP socket buffer to ask for (0: system default); QUIC only.
-    pub socket_buffer_bytes: usize,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            transport: ClientTransport::Tcp,
-            frame_bytes_max: 1 << 20,
-            batch_messages_max: 128,
-            queue_len_max: 1024,
-            keep_alive_ms: 1_000,
-            idle_timeout_ms: 10_000,
-            connect_timeout_ms: 3_000,
-            socket_buffer_bytes: 1 << 20,
-        }
-    }
-}
 
 /// Where the reply to one outstanding call goes: the caller awaits the other end.
 type ReplySender<Resp> = oneshot::Sender<Result<Resp, NetError>>;
@@ -168,14 +118,7 @@ where
         tls: &TlsConfig,
         options: ClientOptions,
     ) -> Result<Self, NetError> {
-        if options.queue_len_max == 0 || options.batch_messages_max == 0 {
-            return Err(NetError::Config(
-                "queue_len_max and batch_messages_max must be at least 1".into(),
-            ));
-        }
-        if options.frame_bytes_max < frame::FRAME_BYTES_MIN {
-            return Err(NetError::Config("frame_bytes_max is too small".into()));
-        }
+        options.validate()?;
         let runtime = Handle::try_current()
             .map_err(|_| NetError::Config("Client::connect needs a Tokio runtime".into()))?;
         let timeout = Duration::from_millis(options.connect_timeout_ms);

@@ -34,6 +34,7 @@
 
 mod client;
 mod link;
+mod options;
 mod peer;
 mod server;
 mod socket;
@@ -53,11 +54,11 @@ use serde::Serialize;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-pub use client::{Client, ClientOptions, ClientTransport};
+pub use client::Client;
+pub use options::{ClientOptions, ClientTransport, QuicOptions};
 pub use server::{ClientRequest, Requests, Responder};
 pub use socket::free_loopback_addrs;
 
-use crate::frame::{FRAME_BYTES_LIMIT, FRAME_BYTES_MIN};
 use crate::stats::{ErrorLog, NetCounters};
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::{Inbox, NetError, NetStats, PeerBatch, TlsConfig, Transport};
@@ -89,7 +90,8 @@ pub(crate) mod close {
 /// channel of client requests.
 pub type BoundWithClients<M, Req, Resp> = (QuicTransport<M>, Inbox<M>, Requests<Req, Resp>);
 
-/// Configuration of a [`QuicTransport`]. Durations are in milliseconds.
+/// Configuration of a [`QuicTransport`]: who this node is, where it listens, its peers and
+/// certificates, and its [`QuicOptions`].
 #[derive(Debug, Clone)]
 pub struct QuicConfig {
     /// This node's id; its certificate must name it (`node-<id>.hermes`).
@@ -102,103 +104,20 @@ pub struct QuicConfig {
     pub peers: BTreeMap<NodeId, SocketAddr>,
     /// Certificates and key.
     pub tls: TlsConfig,
-    /// Capacity of each per-peer send queue, in messages.
-    pub queue_len_max: usize,
-    /// Capacity of the [`Inbox`], in batches.
-    pub inbox_batches_max: usize,
-    /// Maximum frame body, in bytes; larger incoming frames close the connection, larger single
-    /// messages are dropped.
-    pub frame_bytes_max: usize,
-    /// Most messages per frame; 1 turns batching off.
-    pub batch_messages_max: usize,
-    /// Interval of QUIC keep-alives; must be below `idle_timeout_ms`.
-    pub keep_alive_ms: u64,
-    /// A connection with no packets for this long is closed.
-    pub idle_timeout_ms: u64,
-    /// Time allowed for a handshake, and after it for the remote hello.
-    pub handshake_timeout_ms: u64,
-    /// First delay before redialing a lost or unreachable peer.
-    pub reconnect_backoff_min_ms: u64,
-    /// Largest delay between redials.
-    pub reconnect_backoff_max_ms: u64,
-    /// UDP socket receive and send buffer to ask the kernel for (0: system default).
-    pub socket_buffer_bytes: usize,
-    /// Capacity of the client request queue ([`Requests`]); requests beyond it are refused with
-    /// [`crate::ServerError::Overloaded`].
-    pub client_queue_max: usize,
-    /// Most unanswered requests per client connection; beyond it the server stops reading from
-    /// that client.
-    pub client_inflight_max: usize,
-    /// Most client connections served at once (QUIC and TCP together); more are refused.
-    pub client_connections_max: usize,
-    /// With [`QuicTransport::bind_with_clients`], also accept clients over TLS on TCP, on the TCP
-    /// port with the same number as the UDP port.
-    pub client_tcp: bool,
+    /// Limits, timeouts and switches.
+    pub options: QuicOptions,
 }
 
 impl QuicConfig {
-    /// A configuration with default limits and no peers.
+    /// A configuration with default options and no peers.
     pub fn new(node_id: NodeId, listen: SocketAddr, tls: TlsConfig) -> Self {
         QuicConfig {
             node_id,
             listen,
             peers: BTreeMap::new(),
             tls,
-            queue_len_max: 4096,
-            inbox_batches_max: 1024,
-            frame_bytes_max: 1 << 20,
-            batch_messages_max: 128,
-            keep_alive_ms: 1_000,
-            idle_timeout_ms: 10_000,
-            handshake_timeout_ms: 3_000,
-            reconnect_backoff_min_ms: 50,
-            reconnect_backoff_max_ms: 2_000,
-            socket_buffer_bytes: 4 << 20,
-            client_queue_max: 4096,
-            client_inflight_max: 1024,
-            client_connections_max: 1024,
-            client_tcp: true,
+            options: QuicOptions::default(),
         }
-    }
-
-    /// Checks limits and their relations.
-    ///
-    /// # Errors
-    /// [`NetError::Config`] naming the offending field.
-    pub fn validate(&self) -> Result<(), NetError> {
-        let fail = |msg: String| Err(NetError::Config(msg));
-        for (name, value) in [
-            ("queue_len_max", self.queue_len_max),
-            ("inbox_batches_max", self.inbox_batches_max),
-            ("batch_messages_max", self.batch_messages_max),
-            ("client_queue_max", self.client_queue_max),
-            ("client_inflight_max", self.client_inflight_max),
-            ("client_connections_max", self.client_connections_max),
-        ] {
-            if value == 0 {
-                return fail(format!("{name} must be at least 1"));
-            }
-        }
-        if !(FRAME_BYTES_MIN..=FRAME_BYTES_LIMIT).contains(&self.frame_bytes_max) {
-            return fail(format!(
-                "frame_bytes_max must be in {FRAME_BYTES_MIN}..={FRAME_BYTES_LIMIT}"
-            ));
-        }
-        if self.keep_alive_ms == 0 || self.keep_alive_ms >= self.idle_timeout_ms {
-            return fail("keep_alive_ms must be above 0 and below idle_timeout_ms".into());
-        }
-        if self.handshake_timeout_ms == 0 {
-            return fail("handshake_timeout_ms must be above 0".into());
-        }
-        if self.reconnect_backoff_min_ms == 0
-            || self.reconnect_backoff_min_ms > self.reconnect_backoff_max_ms
-        {
-            return fail(
-                "reconnect_backoff_min_ms must be above 0 and at most reconnect_backoff_max_ms"
-                    .into(),
-            );
-        }
-        Ok(())
     }
 }
 
@@ -278,7 +197,7 @@ impl<M: Wire> QuicTransport<M> {
 
     /// Like [`QuicTransport::bind`], and also accepts clients (ALPN [`CLIENT_ALPN`]) whose
     /// requests arrive on the returned [`Requests`] channel: over QUIC on the endpoint, and with
-    /// [`QuicConfig::client_tcp`] also over TLS on the TCP port of the same number.
+    /// [`QuicOptions::client_tcp`] also over TLS on the TCP port of the same number.
     ///
     /// # Errors
     /// As [`QuicTransport::bind`]; [`NetError::Io`] also if the TCP port cannot be bound.
@@ -289,8 +208,8 @@ impl<M: Wire> QuicTransport<M> {
         Req: DeserializeOwned + Send + 'static,
         Resp: Serialize + Send + 'static,
     {
-        config.validate()?;
-        let (tx, rx) = mpsc::channel(config.client_queue_max);
+        config.options.validate()?;
+        let (tx, rx) = mpsc::channel(config.options.client_queue_max);
         let (transport, inbox) = Self::bind_inner(config, Some(server::service(tx)))?;
         Ok((transport, inbox, rx))
     }
@@ -299,12 +218,13 @@ impl<M: Wire> QuicTransport<M> {
         config: QuicConfig,
         clients: Option<ClientService>,
     ) -> Result<(Self, Inbox<M>), NetError> {
-        config.validate()?;
+        config.options.validate()?;
+        let options = &config.options;
         let runtime = Handle::try_current()
             .map_err(|_| NetError::Config("QuicTransport::bind needs a Tokio runtime".into()))?;
         let transport = Arc::new(tls::transport_config(
-            config.keep_alive_ms,
-            config.idle_timeout_ms,
+            options.keep_alive_ms,
+            options.idle_timeout_ms,
         )?);
         let alpn: &[&[u8]] = if clients.is_some() {
             &[PEER_ALPN, CLIENT_ALPN]
@@ -315,11 +235,11 @@ impl<M: Wire> QuicTransport<M> {
         let peer_dial = tls::quinn_client_config_with(&config.tls, PEER_ALPN, transport)?;
         let endpoint = socket::endpoint(
             config.listen,
-            config.socket_buffer_bytes,
+            options.socket_buffer_bytes,
             Some(server),
             socket::stable_endpoint_config(&config.tls),
         )?;
-        let tcp_clients = match (&clients, config.client_tcp) {
+        let tcp_clients = match (&clients, options.client_tcp) {
             (Some(service), true) => {
                 let bound = endpoint
                     .local_addr()
@@ -331,15 +251,15 @@ impl<M: Wire> QuicTransport<M> {
             }
             _ => None,
         };
-        let (inbox_tx, inbox_rx) = mpsc::channel(config.inbox_batches_max);
+        let (inbox_tx, inbox_rx) = mpsc::channel(options.inbox_batches_max);
         let limits = Limits {
-            queue_len_max: config.queue_len_max,
-            frame_bytes_max: config.frame_bytes_max,
-            batch_messages_max: config.batch_messages_max,
-            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
-            backoff_min: Duration::from_millis(config.reconnect_backoff_min_ms),
-            backoff_max: Duration::from_millis(config.reconnect_backoff_max_ms),
-            client_inflight_max: config.client_inflight_max,
+            queue_len_max: options.queue_len_max,
+            frame_bytes_max: options.frame_bytes_max,
+            batch_messages_max: options.batch_messages_max,
+            handshake_timeout: Duration::from_millis(options.handshake_timeout_ms),
+            backoff_min: Duration::from_millis(options.reconnect_backoff_min_ms),
+            backoff_max: Duration::from_millis(options.reconnect_backoff_max_ms),
+            client_inflight_max: options.client_inflight_max,
         };
         let shared = Arc::new(EndpointState {
             id: config.node_id,
@@ -353,13 +273,13 @@ impl<M: Wire> QuicTransport<M> {
                 counters: NetCounters::default(),
                 errors: ErrorLog::default(),
                 tasks: Tasks::new(runtime),
-                client_slots: Arc::new(Semaphore::new(config.client_connections_max)),
+                client_slots: Arc::new(Semaphore::new(options.client_connections_max)),
             }),
         });
         if let Some((listener, acceptor, service)) = tcp_clients {
             let common = Arc::clone(&shared.common);
             let accept =
-                tcp::accept_loop(listener, acceptor, service, config.keep_alive_ms, common);
+                tcp::accept_loop(listener, acceptor, service, options.keep_alive_ms, common);
             shared.common.tasks.spawn(accept);
         }
         shared

@@ -69,12 +69,12 @@ pub fn test_config(dir: &TempDir, id: u32) -> QuicConfig {
         "127.0.0.1:0".parse().unwrap(),
         node_tls(dir, id),
     );
-    config.keep_alive_ms = 200;
-    config.idle_timeout_ms = 3_000;
-    config.handshake_timeout_ms = 1_000;
-    config.reconnect_backoff_min_ms = 10;
-    config.reconnect_backoff_max_ms = 200;
-    config.socket_buffer_bytes = 1 << 20;
+    config.options.keep_alive_ms = 200;
+    config.options.idle_timeout_ms = 3_000;
+    config.options.handshake_timeout_ms = 1_000;
+    config.options.reconnect_backoff_min_ms = 10;
+    config.options.reconnect_backoff_max_ms = 200;
+    config.options.socket_buffer_bytes = 1 << 20;
     config
 }
 
