@@ -1,78 +1,19 @@
 //! Membership scenarios on three nodes with a hand-driven clock and network.
 
-use hermes_core::{Action, Config, Epoch, Instant, Message, Node, NodeId, NodeState, View};
-use std::collections::{BTreeSet, VecDeque};
+mod support;
+
+use hermes_core::{Action, Config, Epoch, MembershipMessage, Message, NodeId, NodeState};
 use std::time::Duration;
+use support::cluster::Cluster;
 
-struct Cluster {
-    nodes: Vec<Node>,
-    now: Instant,
-    network: VecDeque<(NodeId, NodeId, Message)>,
-    /// Nodes cut off from everyone.
-    isolated: BTreeSet<NodeId>,
-}
-
-impl Cluster {
-    fn new() -> Self {
-        let view = View::new(Epoch(1), [NodeId(1), NodeId(2), NodeId(3)]);
-        let nodes = (1..=3)
-            .map(|id| Node::new(Config::for_node(NodeId(id)), view.clone(), Instant::ZERO).unwrap())
-            .collect();
-        Cluster {
-            nodes,
-            now: Instant::ZERO,
-            network: VecDeque::new(),
-            isolated: BTreeSet::new(),
-        }
-    }
-
-    fn node(&self, id: u32) -> &Node {
-        &self.nodes[id as usize - 1]
-    }
-
-    fn drain(&mut self, index: usize) {
-        let from = self.nodes[index].id();
-        while let Some(action) = self.nodes[index].poll_action() {
-            if let Action::Send { to, msg } = action {
-                if !self.isolated.contains(&from) && !self.isolated.contains(&to) {
-                    self.network.push_back((from, to, msg));
-                }
-            }
-        }
-    }
-
-    /// Runs for `duration`: messages are delivered at once, timers fire on time.
-    fn run_for(&mut self, duration: Duration) {
-        let end = self.now + duration;
-        loop {
-            for i in 0..self.nodes.len() {
-                self.drain(i);
-            }
-            if let Some((from, to, msg)) = self.network.pop_front() {
-                let index = to.0 as usize - 1;
-                self.nodes[index].handle_message(self.now, from, msg);
-                continue;
-            }
-            let next = self.nodes.iter().filter_map(Node::poll_timeout).min();
-            match next {
-                Some(t) if t <= end => {
-                    self.now = self.now.max(t);
-                    for i in 0..self.nodes.len() {
-                        if self.nodes[i].poll_timeout().is_some_and(|d| d <= self.now) {
-                            self.nodes[i].handle_timeout(self.now);
-                        }
-                    }
-                }
-                _ => break,
-            }
-        }
-        self.now = end;
-    }
+/// Nodes 1, 2, 3 with the default configuration.
+fn cluster() -> Cluster<hermes_core::Node> {
+    Cluster::nodes(3, Config::default())
 }
 
 #[test]
 fn heartbeats_grant_leases_and_every_member_becomes_active() {
-    let mut c = Cluster::new();
+    let mut c = cluster();
     assert!(!c.node(1).may_serve(c.now), "no lease before any heartbeat");
     c.run_for(Duration::from_millis(200));
     for id in 1..=3 {
@@ -82,9 +23,9 @@ fn heartbeats_grant_leases_and_every_member_becomes_active() {
 
 #[test]
 fn an_isolated_node_stops_serving_within_a_lease_and_is_removed() {
-    let mut c = Cluster::new();
+    let mut c = cluster();
     c.run_for(Duration::from_millis(200));
-    c.isolated.insert(NodeId(3));
+    c.isolate(3);
     let lease = Duration::from_millis(Config::default().lease_ms);
     c.run_for(lease + Duration::from_millis(10));
     assert!(
@@ -101,7 +42,7 @@ fn an_isolated_node_stops_serving_within_a_lease_and_is_removed() {
         assert!(c.node(id).may_serve(c.now));
     }
     // Healed, the removed node learns it, starts a new incarnation, rejoins and is promoted.
-    c.isolated.clear();
+    c.heal();
     c.run_for(Duration::from_secs(5));
     let view = c.node(1).membership().view().clone();
     assert!(view.is_member(NodeId(3)), "{view:?}");
@@ -111,9 +52,9 @@ fn an_isolated_node_stops_serving_within_a_lease_and_is_removed() {
 
 #[test]
 fn a_minority_never_installs_a_view() {
-    let mut c = Cluster::new();
+    let mut c = cluster();
     c.run_for(Duration::from_millis(200));
-    c.isolated.insert(NodeId(1));
+    c.isolate(1);
     c.run_for(Duration::from_secs(5));
     assert_eq!(c.node(1).membership().view().epoch, Epoch(1));
     assert!(!c.node(1).may_serve(c.now));
@@ -121,10 +62,9 @@ fn a_minority_never_installs_a_view() {
 
 #[test]
 fn a_node_that_leaves_is_removed_and_does_not_rejoin() {
-    let mut c = Cluster::new();
+    let mut c = cluster();
     c.run_for(Duration::from_millis(200));
-    let now = c.now;
-    c.nodes[2].leave(now);
+    c.act(3, |node, now| node.leave(now));
     c.run_for(Duration::from_secs(5));
     for id in 1..=3 {
         assert!(
@@ -138,16 +78,18 @@ fn a_node_that_leaves_is_removed_and_does_not_rejoin() {
 
 #[test]
 fn acceptor_state_is_saved_before_it_answers() {
-    let mut c = Cluster::new();
+    let mut c = cluster();
     c.run_for(Duration::from_millis(200));
-    c.isolated.insert(NodeId(3));
-    // Watch node 2's actions: every Promise/Accepted it sends follows a SaveMembership.
-    let mut saved_since_last_answer = false;
-    let end = c.now + Duration::from_secs(3);
-    while c.now < end {
-        c.run_for(Duration::from_millis(1));
-        while let Some(action) = c.nodes[1].poll_action() {
-            match &action {
+    c.isolate(3);
+    // Every node's actions: each Promise/Accepted it sends follows a SaveMembership. (Node 2
+    // proposes here; node 1 is the acceptor that answers.)
+    let since = c.log.len();
+    c.run_for(Duration::from_secs(3));
+    let mut answers = 0;
+    for id in 1..=3 {
+        let mut saved_since_last_answer = false;
+        for action in c.actions_of(id, since) {
+            match action {
                 Action::SaveMembership(_) => saved_since_last_answer = true,
                 Action::Send {
                     msg: Message::Membership(m),
@@ -155,20 +97,21 @@ fn acceptor_state_is_saved_before_it_answers() {
                 } => {
                     let answer = matches!(
                         m,
-                        hermes_core::MembershipMessage::Promise { .. }
-                            | hermes_core::MembershipMessage::Accepted { .. }
+                        MembershipMessage::Promise { .. } | MembershipMessage::Accepted { .. }
                     );
                     if answer {
-                        assert!(saved_since_last_answer, "answered {m:?} before saving");
+                        assert!(
+                            saved_since_last_answer,
+                            "node {id} answered {m:?} before saving"
+                        );
                         saved_since_last_answer = false;
+                        answers += 1;
                     }
                 }
                 _ => {}
             }
-            if let Action::Send { to, msg } = action {
-                c.network.push_back((NodeId(2), to, msg));
-            }
         }
     }
+    assert!(answers > 0, "no acceptor answered a proposal");
     assert!(!c.node(2).membership().view().contains(NodeId(3)));
 }

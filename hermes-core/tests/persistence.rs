@@ -16,7 +16,7 @@ mod support;
 
 use hermes_core::membership::TransferEntry;
 use hermes_core::{Action, Config, Durability, Key, KeyState, NodeId, PersistToken, Record, Ts};
-use support::*;
+use support::replica::*;
 
 const W: Ts = Ts::new(2, NodeId(1));
 const A: Ts = Ts::new(4, NodeId(2));
@@ -24,15 +24,15 @@ const LO: Ts = Ts::new(2, NodeId(3));
 const HI: Ts = Ts::new(6, NodeId(3));
 
 /// Replica 1 of `{1, 2, 3}` under `mode`.
-fn node(mode: Durability) -> Node {
-    Node::with_config(Config {
+fn node(mode: Durability) -> TestReplica {
+    TestReplica::with_config(Config {
         durability: mode,
         ..Config::for_node(ME)
     })
 }
 
 /// Reports every `Persist` up to `token` durable; returns the actions that follow.
-fn persisted(n: &mut Node, token: u64) -> Vec<Action> {
+fn persisted(n: &mut TestReplica, token: u64) -> Vec<Action> {
     n.r.handle_persisted(n.now, PersistToken(token));
     drain(&mut n.r)
 }

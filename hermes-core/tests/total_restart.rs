@@ -3,241 +3,26 @@
 //! acknowledged write; a restarted member holding its store is taken back as a member directly;
 //! without its records a node rejoins as a shadow; under `memory` a total crash never re-forms.
 
-use hermes_core::{
-    Action, Config, Durability, DurableMembership, Epoch, Instant, Key, Message, Node, NodeId,
-    NodeState, Op, OpResult, Outcome, PersistToken, Record, RequestId, Value, View,
-};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+mod support;
+
+use hermes_core::{Config, Durability, Key, Node, NodeId, NodeState, Op, Outcome, Value};
 use std::time::Duration;
+use support::cluster::{value, Cluster};
 
-/// One node's disk: what is durable, and the `Persist` batches written but not yet synced.
-#[derive(Default)]
-struct Disk {
-    durable: BTreeMap<Key, Record>,
-    queued: Vec<(PersistToken, Vec<(Key, Record)>)>,
-    saved: Option<DurableMembership>,
-}
-
-struct Cluster {
-    mode: Durability,
-    nodes: Vec<Option<Node>>,
-    disks: Vec<Disk>,
-    now: Instant,
-    network: VecDeque<(NodeId, NodeId, Message)>,
-    replies: BTreeMap<RequestId, OpResult>,
-    /// Nodes cut off from everyone.
-    isolated: BTreeSet<NodeId>,
-    /// Every view any node installed, in order.
-    views: Vec<View>,
-    next_request: u64,
-}
-
-impl Cluster {
-    fn new(mode: Durability) -> Self {
-        let view = View::new(Epoch(1), [NodeId(1), NodeId(2), NodeId(3)]);
-        let nodes = (1..=3)
-            .map(|id| Some(Node::new(Self::config(mode, id), view.clone(), Instant::ZERO).unwrap()))
-            .collect();
-        Cluster {
-            mode,
-            nodes,
-            disks: (0..3).map(|_| Disk::default()).collect(),
-            now: Instant::ZERO,
-            network: VecDeque::new(),
-            replies: BTreeMap::new(),
-            isolated: BTreeSet::new(),
-            views: Vec::new(),
-            next_request: 1,
-        }
-    }
-
-    fn config(mode: Durability, id: u32) -> Config {
+/// Nodes 1, 2, 3 under `mode`.
+fn cluster(mode: Durability) -> Cluster<Node> {
+    Cluster::nodes(
+        3,
         Config {
             durability: mode,
-            ..Config::for_node(NodeId(id))
-        }
-    }
-
-    fn node(&self, id: u32) -> &Node {
-        self.nodes[id as usize - 1]
-            .as_ref()
-            .expect("the node is up")
-    }
-
-    /// Carries out the actions of node `index`; the disk syncs what was written at the end.
-    fn drain(&mut self, index: usize) {
-        let Some(node) = self.nodes[index].as_mut() else {
-            return;
-        };
-        let from = node.id();
-        let mut actions = Vec::new();
-        while let Some(action) = node.poll_action() {
-            actions.push(action);
-        }
-        for action in actions {
-            match action {
-                Action::Send { to, msg } => {
-                    if !self.isolated.contains(&from) && !self.isolated.contains(&to) {
-                        self.network.push_back((from, to, msg));
-                    }
-                }
-                Action::Reply { id, result } => {
-                    self.replies.insert(id, result);
-                }
-                Action::Persist { records, token } => {
-                    self.disks[index].queued.push((token, records))
-                }
-                Action::SaveMembership(state) => self.disks[index].saved = Some(state),
-                Action::ViewInstalled(view) => {
-                    if self.views.last().is_none_or(|v| v.epoch < view.epoch) {
-                        self.views.push(view);
-                    }
-                }
-                Action::JoinRefused(reason) => panic!("node {from} refused: {reason}"),
-            }
-        }
-    }
-
-    /// Makes every written batch of node `index` durable and reports it.
-    fn sync_disk(&mut self, index: usize) -> bool {
-        let queued = std::mem::take(&mut self.disks[index].queued);
-        let Some(last) = queued.last().map(|(t, _)| *t) else {
-            return false;
-        };
-        for (_, records) in queued {
-            self.disks[index].durable.extend(records);
-        }
-        if let Some(node) = self.nodes[index].as_mut() {
-            node.handle_persisted(self.now, last);
-        }
-        true
-    }
-
-    /// Runs for `duration`: messages are delivered at once, disks sync when the network is
-    /// quiet, timers fire on time.
-    fn run_for(&mut self, duration: Duration) {
-        let end = self.now + duration;
-        loop {
-            for i in 0..self.nodes.len() {
-                self.drain(i);
-            }
-            if let Some((from, to, msg)) = self.network.pop_front() {
-                if let Some(node) = self.nodes[to.0 as usize - 1].as_mut() {
-                    node.handle_message(self.now, from, msg);
-                }
-                continue;
-            }
-            if (0..self.nodes.len()).any(|i| self.sync_disk(i)) {
-                continue;
-            }
-            let next = self
-                .nodes
-                .iter()
-                .flatten()
-                .filter_map(Node::poll_timeout)
-                .min();
-            match next {
-                Some(t) if t <= end => {
-                    self.now = self.now.max(t);
-                    for node in self.nodes.iter_mut().flatten() {
-                        if node.poll_timeout().is_some_and(|d| d <= self.now) {
-                            node.handle_timeout(self.now);
-                        }
-                    }
-                }
-                _ => break,
-            }
-        }
-        self.now = end;
-    }
-
-    /// Hands `op` to node `id` without waiting for the answer.
-    fn submit(&mut self, id: u32, op: Op) -> RequestId {
-        let request = RequestId(self.next_request);
-        self.next_request += 1;
-        let now = self.now;
-        self.nodes[id as usize - 1]
-            .as_mut()
-            .expect("the node is up")
-            .handle_request(now, request, op);
-        request
-    }
-
-    /// Sends `op` to node `id`; runs until it is answered (at most `patience`).
-    fn request(&mut self, id: u32, op: Op, patience: Duration) -> OpResult {
-        let request = self.submit(id, op);
-        let end = self.now + patience;
-        while self.now < end {
-            self.run_for(Duration::from_millis(5));
-            if let Some(result) = self.replies.remove(&request) {
-                return result;
-            }
-        }
-        panic!(
-            "request {} to node {id} unanswered after {patience:?}",
-            request.0
-        );
-    }
-
-    fn write(&mut self, id: u32, key: &str, value: &str) {
-        let op = Op::Write {
-            key: Key::from(key.to_string()),
-            value: Value::from(value.to_string()),
-        };
-        let result = self.request(id, op, Duration::from_secs(5));
-        assert!(matches!(result, Ok(Outcome::Written { .. })), "{result:?}");
-    }
-
-    fn read(&mut self, id: u32, key: &str) -> Option<Value> {
-        let op = Op::Read {
-            key: Key::from(key.to_string()),
-        };
-        match self.request(id, op, Duration::from_secs(10)) {
-            Ok(Outcome::Value(value)) => value,
-            other => panic!("read of {key} at node {id}: {other:?}"),
-        }
-    }
-
-    /// The process of node `id` dies: what its disk did not sync is lost.
-    fn crash(&mut self, id: u32) {
-        let index = id as usize - 1;
-        self.nodes[index] = None;
-        self.disks[index].queued.clear();
-        self.network
-            .retain(|(from, to, _)| from.0 != id && to.0 != id);
-    }
-
-    /// Node `id` restarts with its saved state, and its records unless `memory`.
-    fn start(&mut self, id: u32, with_records: bool) {
-        let index = id as usize - 1;
-        let disk = &self.disks[index];
-        let saved = disk.saved.clone().expect("the membership state was saved");
-        let config = Self::config(self.mode, id);
-        let node = if with_records {
-            let records = disk
-                .durable
-                .iter()
-                .map(|(k, r)| (k.clone(), r.clone()))
-                .collect();
-            Node::recover(config, saved, records, self.now)
-        } else {
-            Node::restart(config, saved, self.now)
-        };
-        self.nodes[index] = Some(node.unwrap());
-    }
-
-    fn active(&self, id: u32) -> bool {
-        self.node(id).state(self.now) == NodeState::Active
-    }
-}
-
-fn value(s: &str) -> Option<Value> {
-    Some(Value::from(s.to_string()))
+            ..Config::default()
+        },
+    )
 }
 
 #[test]
 fn under_sync_a_cluster_whose_members_all_crash_comes_back_with_every_acknowledged_write() {
-    let mut c = Cluster::new(Durability::Sync);
+    let mut c = cluster(Durability::Sync);
     c.run_for(Duration::from_millis(200));
     c.write(1, "a", "a1");
     c.write(2, "b", "b1");
@@ -265,7 +50,7 @@ fn under_sync_a_cluster_whose_members_all_crash_comes_back_with_every_acknowledg
 
 #[test]
 fn under_sync_a_majority_of_the_last_view_is_enough_and_the_rest_rejoins_later() {
-    let mut c = Cluster::new(Durability::Sync);
+    let mut c = cluster(Durability::Sync);
     c.run_for(Duration::from_millis(200));
     c.write(1, "a", "a1");
     c.write(3, "b", "b1");
@@ -295,7 +80,7 @@ fn under_sync_a_majority_of_the_last_view_is_enough_and_the_rest_rejoins_later()
 
 #[test]
 fn under_sync_a_member_restarted_with_its_store_is_taken_back_directly() {
-    let mut c = Cluster::new(Durability::Sync);
+    let mut c = cluster(Durability::Sync);
     c.run_for(Duration::from_millis(200));
     c.write(1, "a", "a1");
     let before = c.views.len();
@@ -317,10 +102,10 @@ fn under_sync_a_member_restarted_with_its_store_is_taken_back_directly() {
 /// shadow drops its records and copies the state.
 #[test]
 fn under_sync_a_lost_rmw_recovered_by_a_node_the_cluster_removed_is_never_replayed() {
-    let mut c = Cluster::new(Durability::Sync);
+    let mut c = cluster(Durability::Sync);
     c.run_for(Duration::from_millis(200));
     c.write(1, "k", "b");
-    c.isolated.insert(NodeId(3));
+    c.isolate(3);
     let cas = |new: &str| Op::Cas {
         key: Key::from("k"),
         expected: value("b"),
@@ -333,7 +118,7 @@ fn under_sync_a_lost_rmw_recovered_by_a_node_the_cluster_removed_is_never_replay
         "the lost CAS is on node 3's disk"
     );
     c.crash(3);
-    c.isolated.clear();
+    c.heal();
     c.run_for(Duration::from_secs(3));
     assert!(!c.node(1).membership().view().contains(NodeId(3)));
     let swapped = c.request(1, cas("y"), Duration::from_secs(5));
@@ -357,7 +142,7 @@ fn under_sync_a_lost_rmw_recovered_by_a_node_the_cluster_removed_is_never_replay
 /// makes this hold whatever the order of the replays.)
 #[test]
 fn under_sync_a_recovered_rmw_below_a_rival_gives_way_after_a_total_restart() {
-    let mut c = Cluster::new(Durability::Sync);
+    let mut c = cluster(Durability::Sync);
     c.run_for(Duration::from_millis(200));
     c.write(1, "k", "b");
     let cas = |new: &str| Op::Cas {
@@ -365,11 +150,11 @@ fn under_sync_a_recovered_rmw_below_a_rival_gives_way_after_a_total_restart() {
         expected: value("b"),
         new: Value::from(new.to_string()),
     };
-    c.isolated.insert(NodeId(1));
+    c.isolate(1);
     c.submit(1, cas("x"));
     c.submit(3, cas("y"));
     c.run_for(Duration::from_millis(20));
-    let record = |c: &Cluster, node: usize| c.disks[node].durable[&Key::from("k")].clone();
+    let record = |c: &Cluster<Node>, node: usize| c.disks[node].durable[&Key::from("k")].clone();
     let (x, y) = (record(&c, 0), record(&c, 2));
     assert_eq!((x.value.clone(), y.value.clone()), (value("x"), value("y")));
     assert!(x.ts < y.ts && x.ts.version == y.ts.version);
@@ -377,7 +162,7 @@ fn under_sync_a_recovered_rmw_below_a_rival_gives_way_after_a_total_restart() {
     for id in 1..=3 {
         c.crash(id);
     }
-    c.isolated.clear();
+    c.heal();
     for id in 1..=3 {
         c.start(id, true);
     }
@@ -403,7 +188,7 @@ fn under_sync_a_recovered_rmw_below_a_rival_gives_way_after_a_total_restart() {
 
 #[test]
 fn under_sync_a_node_restarted_without_its_records_rejoins_as_a_shadow() {
-    let mut c = Cluster::new(Durability::Sync);
+    let mut c = cluster(Durability::Sync);
     c.run_for(Duration::from_millis(200));
     c.write(1, "a", "a1");
     c.crash(3);
@@ -420,7 +205,7 @@ fn under_sync_a_node_restarted_without_its_records_rejoins_as_a_shadow() {
 
 #[test]
 fn under_async_a_restarted_node_copies_the_state_rather_than_trust_its_store() {
-    let mut c = Cluster::new(Durability::Async);
+    let mut c = cluster(Durability::Async);
     c.run_for(Duration::from_millis(200));
     c.write(1, "a", "a1");
     c.crash(3);
@@ -437,7 +222,7 @@ fn under_async_a_restarted_node_copies_the_state_rather_than_trust_its_store() {
 
 #[test]
 fn under_memory_a_cluster_whose_members_all_crash_stays_down() {
-    let mut c = Cluster::new(Durability::Memory);
+    let mut c = cluster(Durability::Memory);
     c.run_for(Duration::from_millis(200));
     c.write(1, "a", "a1");
     for id in 1..=3 {

@@ -24,7 +24,7 @@ use hermes_core::{
     Ack, Action, Config, Epoch, Instant, Inv, KeyState, NodeId, Op, RequestError, RequestId, Ts,
     Val,
 };
-use support::*;
+use support::replica::*;
 
 use KeyState::{Invalid, Replay, Trans, Valid, Write};
 
@@ -36,16 +36,16 @@ const HI: Ts = Ts::new(6, NodeId(3));
 // ----- the rows: builders for each key state --------------------------------------------------
 
 /// A builder that brings a fresh replica into one row of the table.
-type Setup = fn() -> Node;
+type Setup = fn() -> TestReplica;
 
 /// V: the key was never written (Valid, absent, at `Ts::ZERO`).
-fn valid_fresh() -> Node {
-    Node::new()
+fn valid_fresh() -> TestReplica {
+    TestReplica::new()
 }
 
 /// V: replica 1 committed its write `W` = `"w"` (request 1, answered).
-fn valid_committed() -> Node {
-    let mut n = Node::new();
+fn valid_committed() -> TestReplica {
+    let mut n = TestReplica::new();
     n.request(1, write("w"));
     n.acks_from_peers(W);
     assert_eq!(n.snap(), snap(Valid, W, "w", 1));
@@ -53,7 +53,7 @@ fn valid_committed() -> Node {
 }
 
 /// V: the key is Valid at node 2's update `A` = `"a"` (its INV and VAL arrived).
-fn valid_at_a() -> Node {
+fn valid_at_a() -> TestReplica {
     let mut n = invalid();
     let val = n.val(A, A);
     n.recv(2, val);
@@ -68,8 +68,8 @@ const VALIDS: [(&str, Setup, Option<&str>); 2] = [
 ];
 
 /// I: the key adopted node 2's INV `A` = `"a"` and waits for its VAL.
-fn invalid() -> Node {
-    let mut n = Node::new();
+fn invalid() -> TestReplica {
+    let mut n = TestReplica::new();
     let inv = n.inv(A, "a");
     n.recv(2, inv);
     assert_eq!(n.snap(), snap(Invalid, A, "a", 2));
@@ -77,15 +77,15 @@ fn invalid() -> Node {
 }
 
 /// W: replica 1 coordinates client request 1, a write of `"w"` at `W`; its INVs are out.
-fn write_pending() -> Node {
-    let mut n = Node::new();
+fn write_pending() -> TestReplica {
+    let mut n = TestReplica::new();
     n.request(1, write("w"));
     assert_eq!(n.snap(), snap(Write, W, "w", 1).pending(W));
     n
 }
 
 /// Trans: W, then node 2's higher INV `A` = `"a"` superseded the pending write.
-fn trans() -> Node {
+fn trans() -> TestReplica {
     let mut n = write_pending();
     let inv = n.inv(A, "a");
     n.recv(2, inv);
@@ -94,7 +94,7 @@ fn trans() -> Node {
 }
 
 /// R: I, then read 1 waited a message-loss timeout and replays `A` (view `{1, 2, 3}`, epoch 1).
-fn replay_after_mlt() -> Node {
+fn replay_after_mlt() -> TestReplica {
     let mut n = invalid();
     n.request(1, read());
     n.fire_timeout();
@@ -104,7 +104,7 @@ fn replay_after_mlt() -> Node {
 
 /// R: I with read 1 waiting, then node 2 (the last writer) left: replays `A` (view `{1, 3}`,
 /// epoch 2).
-fn replay_after_view_change() -> Node {
+fn replay_after_view_change() -> TestReplica {
     let mut n = invalid();
     n.request(1, read());
     n.install(2, &[1, 3]);
@@ -670,7 +670,7 @@ fn trans_from_replay_x_val_of_the_higher_ts_validates_and_resumes_the_read() {
 #[test]
 fn replay_of_an_rmw_x_inv_higher_drops_the_replay_and_goes_invalid() {
     let rmw = ts(1, 2);
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     let inv = n.rmw_inv(rmw, "r");
     n.recv(2, inv);
     n.request(1, read());
@@ -763,7 +763,7 @@ fn trans_whose_higher_writer_left_replays_the_higher_update_after_completing() {
 
 #[test]
 fn view_change_rebroadcasts_a_pending_rmw_and_never_counts_its_old_acks() {
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     let mine = ts(1, 1);
     n.request(1, cas(None, "x"));
     let old_ack = n.ack(mine, mine);
@@ -833,7 +833,7 @@ fn delete_is_a_tombstone_write_with_version_plus_two() {
 
 #[test]
 fn rmw_cas_with_expected_none_on_an_absent_key_commits() {
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     let mine = ts(1, 1);
     assert_eq!(
         n.request(1, cas(None, "x")),
@@ -873,7 +873,7 @@ fn rmw_cas_with_a_different_expected_value_fails_without_messages() {
 fn rmw_coordinator_aborts_on_a_higher_inv_and_answers_aborted_once_valid_higher() {
     let mine = ts(1, 1);
     for (name, higher_is_rmw, higher) in [("write", false, ts(2, 2)), ("rmw", true, ts(1, 2))] {
-        let mut n = Node::new();
+        let mut n = TestReplica::new();
         n.request(1, cas(None, "x"));
         let early_ack = n.ack(mine, mine);
         assert_eq!(n.recv(3, early_ack), vec![], "{name}");
@@ -908,7 +908,7 @@ fn rmw_coordinator_aborts_on_a_higher_inv_and_answers_aborted_once_valid_higher(
 
 #[test]
 fn rmw_coordinator_does_not_ack_a_replay_of_its_own_pending_rmw() {
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     let mine = ts(1, 1);
     n.request(1, cas(None, "x"));
     let replay = n.rmw_inv(mine, "x");
@@ -920,8 +920,8 @@ fn rmw_coordinator_does_not_ack_a_replay_of_its_own_pending_rmw() {
 #[test]
 fn follower_answers_a_lower_rmw_inv_with_an_abort_inv_of_its_local_state() {
     /// I, at node 2's RMW 3.2 = "r".
-    fn invalid_at_an_rmw() -> Node {
-        let mut n = Node::new();
+    fn invalid_at_an_rmw() -> TestReplica {
+        let mut n = TestReplica::new();
         let inv = n.rmw_inv(ts(3, 2), "r");
         n.recv(2, inv);
         n
@@ -949,7 +949,7 @@ fn follower_answers_a_lower_rmw_inv_with_an_abort_inv_of_its_local_state() {
 #[test]
 fn follower_acks_an_equal_ts_rmw_inv() {
     let rmw = ts(1, 2);
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     let (inv, ack) = (n.rmw_inv(rmw, "r"), n.ack(rmw, rmw));
     assert_eq!(n.recv(2, inv.clone()), vec![send(2, ack.clone())]);
     assert_eq!(n.recv(3, inv.clone()), vec![send(3, ack.clone())]);
@@ -963,7 +963,7 @@ fn follower_acks_an_equal_ts_rmw_inv() {
 
 #[test]
 fn rmw_coordinator_aborted_by_an_abort_inv() {
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     n.request(1, cas(None, "x"));
     // Node 2 already holds 2.2 and answers the RMW-INV with its local state.
     let abort = n.inv(ts(2, 2), "y");
@@ -976,7 +976,7 @@ fn rmw_coordinator_aborted_by_an_abort_inv() {
 #[test]
 fn rmw_abort_is_answered_once_the_departed_winner_is_replayed() {
     let winner = ts(2, 2);
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     n.request(1, cas(None, "x"));
     let inv = n.inv(winner, "y");
     n.recv(2, inv);
@@ -998,7 +998,7 @@ fn rmw_abort_is_answered_once_the_departed_winner_is_replayed() {
 #[test]
 fn rmw_abort_with_a_lost_val_replays_the_winner_after_the_message_loss_timeout() {
     let winner = ts(2, 2);
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     n.request(1, cas(None, "x"));
     let inv = n.inv(winner, "y");
     n.recv(2, inv);
@@ -1130,7 +1130,7 @@ fn duplicate_ack_changes_nothing() {
 
 #[test]
 fn inv_of_another_epoch_is_dropped() {
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     for (i, epoch) in [Epoch(0), Epoch(2)].into_iter().enumerate() {
         let inv = Inv {
             epoch,
@@ -1169,7 +1169,7 @@ fn val_validates_only_on_exact_ts_equality() {
 
 #[test]
 fn messages_from_outside_the_view_are_dropped() {
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     let inv = n.inv(A, "a");
     assert_eq!(n.recv(4, inv.clone()), vec![]);
     assert_eq!(n.recv(1, inv), vec![], "from itself");
@@ -1214,7 +1214,7 @@ fn overloaded(actions: Vec<Action>, id: u64) -> String {
 
 #[test]
 fn empty_key_is_an_invalid_argument() {
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     let msg = invalid_argument(n.request(1, write_to("", "v")), 1);
     assert!(msg.contains("empty"), "{msg}");
     assert_eq!(n.r.keys().count(), 0);
@@ -1224,7 +1224,7 @@ fn empty_key_is_an_invalid_argument() {
 
 #[test]
 fn key_over_key_bytes_max_is_an_invalid_argument() {
-    let mut n = Node::new();
+    let mut n = TestReplica::new();
     let long = "k".repeat(n.r.config().key_bytes_max + 1);
     let msg = invalid_argument(n.request(1, write_to(&long, "v")), 1);
     assert!(msg.contains("key_bytes_max"), "{msg}");
@@ -1239,7 +1239,7 @@ fn value_over_value_bytes_max_is_an_invalid_argument() {
         value_bytes_max: 4,
         ..Config::for_node(ME)
     };
-    let mut n = Node::with_config(config);
+    let mut n = TestReplica::with_config(config);
     let cases = [
         ("write", write("12345")),
         ("cas new", cas(None, "12345")),
@@ -1278,7 +1278,7 @@ fn requests_past_the_bounds_are_overloaded() {
         requests_max: 3,
         ..Config::for_node(ME)
     };
-    let mut n = Node::with_config(config);
+    let mut n = TestReplica::with_config(config);
     assert_eq!(n.request(1, write("a")).len(), 2, "INVs");
     assert_eq!(n.request(2, write("b")), vec![], "waits behind 1");
     let msg = overloaded(n.request(3, write("c")), 3);
@@ -1316,7 +1316,7 @@ fn request_timeout_answers_a_waiting_read_with_a_known_outcome() {
         message_loss_timeout_ms: 40,
         ..Config::for_node(ME)
     };
-    let mut n = Node::with_config(config);
+    let mut n = TestReplica::with_config(config);
     let inv = n.inv(A, "a");
     n.recv(2, inv);
     assert_eq!(n.request(1, read()), vec![]);
@@ -1347,7 +1347,7 @@ fn request_timeout_answers_a_started_write_with_an_unknown_outcome_and_a_waiting
         request_timeout_ms: 250,
         ..Config::for_node(ME)
     };
-    let mut n = Node::with_config(config);
+    let mut n = TestReplica::with_config(config);
     n.request(1, write("w"));
     assert_eq!(n.request(2, write("x")), vec![], "waits behind request 1");
     let inv = n.inv(W, "w");
