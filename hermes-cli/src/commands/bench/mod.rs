@@ -46,7 +46,7 @@ const CLIENTS_MAX: usize = 100_000;
 /// Most keys (their names are kept in memory).
 const KEYS_MAX: usize = 100_000_000;
 /// Largest value: the nodes' default `protocol.value_bytes_max`.
-const VALUE_BYTES_MAX: usize = 1 << 20;
+const VALUE_BYTES_MAX: usize = hermes_core::Config::VALUE_BYTES_MAX_DEFAULT;
 /// Longest run: a day.
 const DURATION_MS_MAX: u64 = 24 * 3600 * 1000;
 /// How often the progress line is printed.
