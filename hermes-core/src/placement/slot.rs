@@ -134,6 +134,9 @@ mod tests {
         assert_eq!(key_slot(b"foo"), slot(12182));
         assert_eq!(key_slot(b"bar"), slot(5061));
         assert_eq!(key_slot(b"hello"), slot(866));
+        // The CLUSTER KEYSLOT documentation's hash-tag examples.
+        assert_eq!(key_slot(b"foo{hash_tag}"), slot(2515));
+        assert_eq!(key_slot(b"bar{hash_tag}"), slot(2515));
         assert_eq!(key_slot(b""), slot(0));
     }
 
