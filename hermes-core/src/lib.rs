@@ -42,6 +42,7 @@ pub mod membership;
 pub mod message;
 pub mod node;
 pub mod op;
+pub mod placement;
 pub mod replica;
 pub mod sim;
 pub mod types;
