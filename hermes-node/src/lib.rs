@@ -5,9 +5,12 @@
 //! - [`ClusterNode::start`] runs a node from a [`NodeConfig`] (TOML, see [`config`]);
 //!   [`ClusterNode::start_with_transport`] runs one over any [`hermes_net::Transport`].
 //! - The API: [`ClusterNode::write`], [`ClusterNode::read`], [`ClusterNode::delete`],
-//!   [`ClusterNode::cas`], [`ClusterNode::status`], [`ClusterNode::shutdown`]. Errors are one
-//!   [`NodeError`].
+//!   [`ClusterNode::cas`], [`ClusterNode::status`], [`ClusterNode::shutdown`].
 //! - [`RemoteClient`] talks to a node over QUIC from another process (what `hermes put` uses).
+//!   It offers the same requests as [`ClusterNode`]: both implement [`ClientApi`].
+//! - Two error types: a request answers a [`RequestError`] (`NotResponsible`, `ValueNotFound`,
+//!   `Timeout`, ...: what travels on the wire and what clients match on); starting, running or
+//!   stopping a node fails with a [`NodeError`] (configuration, store, files and sockets).
 //! - Reads of Valid keys under a valid lease are answered on the caller's task without waiting
 //!   for the driver (the read fast path).
 //!
@@ -40,6 +43,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod api;
 mod client;
 pub mod config;
 mod data_dir;
@@ -50,9 +54,11 @@ mod persist;
 mod status;
 mod wire;
 
+pub use api::ClientApi;
 pub use client::RemoteClient;
 pub use config::{ClientConfig, NodeConfig, PeerConfig, TlsPaths};
-pub use error::NodeError;
+pub use error::{NodeError, RequestError};
+pub use hermes_core::NodeState;
 pub use node::ClusterNode;
-pub use status::{Counters, NodeState, PeerStatus, Status};
+pub use status::{NodeCounters, PeerStatus, Status};
 pub use wire::{ClientAnswer, ClientCall};

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use hermes_core::NodeId;
 use hermes_node::config::{NetworkConfig, ProtocolConfig, RuntimeConfig};
-use hermes_node::{ClientConfig, NodeConfig, NodeState, PeerConfig, RemoteClient, TlsPaths};
+use hermes_node::{
+    ClientConfig, NodeConfig, NodeState, PeerConfig, RemoteClient, RequestError, TlsPaths,
+};
 
 /// The `hermes` binary under test.
 pub fn hermes() -> Command {
@@ -177,7 +179,7 @@ impl TestCluster {
         let deadline = Instant::now() + timeout;
         let mut last = String::from("no answer");
         while Instant::now() < deadline {
-            if let Ok(client) = RemoteClient::connect(&config, NodeId(id)).await {
+            if let Ok(client) = connect(&config, NodeId(id)).await {
                 match client.status().await {
                     Ok(status)
                         if status.state == NodeState::Active && status.members.len() == members =>
@@ -231,6 +233,15 @@ fn peers(ids: &[u32], addrs: &[SocketAddr], me: u32) -> Vec<PeerConfig> {
             addr: *addr,
         })
         .collect()
+}
+
+/// Connects to node `id` with the certificates `config` names.
+pub async fn connect(config: &ClientConfig, id: NodeId) -> Result<RemoteClient, RequestError> {
+    let tls = config
+        .tls
+        .load()
+        .map_err(|err| RequestError::InvalidArgument(err.to_string()))?;
+    RemoteClient::connect(config, &tls, id).await
 }
 
 /// Free addresses on 127.0.0.1 (UDP and TCP port of the same number).
