@@ -1,6 +1,7 @@
 //! The CLI's error: a one-line message and the exit status it maps to.
 
-use hermes_node::NodeError;
+use hermes_node::{NodeError, RequestError};
+use serde::Serialize;
 
 /// Exit status of a failed command other than the two below.
 pub const EXIT_ERROR: u8 = 1;
@@ -16,8 +17,8 @@ pub struct CliError {
     pub code: u8,
     /// One line for stderr.
     pub message: String,
-    /// The node error behind it, if any (for `--json`).
-    pub node_error: Option<NodeError>,
+    /// The name of the request or node error behind it, if any (the `kind` of `--json`).
+    pub kind: Option<String>,
 }
 
 impl CliError {
@@ -26,41 +27,51 @@ impl CliError {
         CliError {
             code: EXIT_ERROR,
             message: message.into(),
-            node_error: None,
+            kind: None,
         }
     }
 
-    /// Whether the error came from a request to the cluster.
+    /// Whether the error came from a request to the cluster or from a node.
     pub fn is_request_error(&self) -> bool {
-        self.node_error.is_some()
+        self.kind.is_some()
     }
 
     /// The error as one JSON object.
     pub fn to_json(&self) -> serde_json::Value {
-        let kind = self
-            .node_error
-            .as_ref()
-            .and_then(|e| serde_json::to_value(e).ok())
-            .map(|v| match v {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
-                _ => String::new(),
-            });
-        serde_json::json!({ "ok": false, "error": self.message, "kind": kind })
+        serde_json::json!({ "ok": false, "error": self.message, "kind": self.kind })
     }
 }
 
-impl From<NodeError> for CliError {
-    fn from(err: NodeError) -> Self {
+/// The name of an error's variant, as serde spells it (`ValueNotFound`, `Config`, ...).
+fn variant_name(err: &impl Serialize) -> String {
+    match serde_json::to_value(err) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(serde_json::Value::Object(map)) => map.keys().next().cloned().unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+impl From<RequestError> for CliError {
+    fn from(err: RequestError) -> Self {
         let code = match err {
-            NodeError::ValueNotFound => EXIT_NOT_FOUND,
-            NodeError::CasFailed => EXIT_CAS_FAILED,
+            RequestError::ValueNotFound => EXIT_NOT_FOUND,
+            RequestError::CasFailed => EXIT_CAS_FAILED,
             _ => EXIT_ERROR,
         };
         CliError {
             code,
             message: err.to_string(),
-            node_error: Some(err),
+            kind: Some(variant_name(&err)),
+        }
+    }
+}
+
+impl From<NodeError> for CliError {
+    fn from(err: NodeError) -> Self {
+        CliError {
+            code: EXIT_ERROR,
+            message: err.to_string(),
+            kind: Some(variant_name(&err)),
         }
     }
 }

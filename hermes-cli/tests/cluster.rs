@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::cluster::TestCluster;
-use common::{run, stderr, stdout};
+use common::{connect, run, stderr, stdout};
 use hermes_core::history::{History, HistoryOp, HistoryRet};
 use hermes_core::{NodeId, Op, Outcome};
-use hermes_node::{ClientConfig, LocalCluster, NodeError, RemoteClient};
+use hermes_node::{ClientConfig, LocalCluster, RemoteClient, RequestError};
 
 const READY: Duration = Duration::from_secs(60);
 
@@ -170,7 +170,7 @@ impl Recorder {
         process: u64,
         client: &RemoteClient,
         op: Op,
-    ) -> Result<Outcome, NodeError> {
+    ) -> Result<Outcome, RequestError> {
         let (key, history_op) = match &op {
             Op::Read { key } => (key.clone(), HistoryOp::Read),
             Op::Write { key, value } => (key.clone(), HistoryOp::Write(value.clone())),
@@ -195,7 +195,7 @@ impl Recorder {
             Ok(Outcome::Value(value)) => history.complete(id, HistoryRet::Read(value.clone()), now),
             Ok(Outcome::Written { .. }) => history.complete(id, HistoryRet::Ok, now),
             Ok(Outcome::Swapped { .. }) => history.complete(id, HistoryRet::Swapped, now),
-            Err(NodeError::CasFailed) => history.complete(id, HistoryRet::CasFailed, now),
+            Err(RequestError::CasFailed) => history.complete(id, HistoryRet::CasFailed, now),
             Err(err) if !err.outcome_unknown() => history.fail(id),
             Err(_) => {} // unknown outcome: left open
         }
@@ -223,7 +223,7 @@ async fn client_loop(
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let Some(connected) = &client else {
-            match RemoteClient::connect(&config, NodeId(target)).await {
+            match connect(&config, NodeId(target)).await {
                 Ok(c) => client = Some(c),
                 Err(_) => {
                     target = target % 3 + 1;
@@ -254,8 +254,8 @@ async fn client_loop(
             Ok(_) if is_write => {
                 ok_writes.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(_) | Err(NodeError::CasFailed | NodeError::Aborted) => {}
-            Err(NodeError::NetworkError(_) | NodeError::NotResponsible { .. }) => {
+            Ok(_) | Err(RequestError::CasFailed | RequestError::Aborted) => {}
+            Err(RequestError::NetworkError(_) | RequestError::NotResponsible { .. }) => {
                 // The node died or is rejoining: go elsewhere for a while, then come home.
                 client = None;
                 target = if target == home { home % 3 + 1 } else { home };
@@ -319,9 +319,7 @@ async fn a_node_killed_during_a_workload_rejoins_and_the_history_is_linearizable
 
     // Final reads of every key on every node, recorded too: no acknowledged write is missing.
     for node in 1..=3u32 {
-        let client = RemoteClient::connect(&config, NodeId(node))
-            .await
-            .expect("connect");
+        let client = connect(&config, NodeId(node)).await.expect("connect");
         for key in 0..KEYS {
             let op = Op::Read {
                 key: Bytes::from(format!("k{key}")),
@@ -350,7 +348,7 @@ async fn with_sync_durability_a_whole_cluster_killed_at_once_keeps_every_acknowl
     let mut acknowledged = Vec::new();
     for i in 0..30u32 {
         let node = NodeId(i % 3 + 1);
-        let client = RemoteClient::connect(&config, node).await.expect("connect");
+        let client = connect(&config, node).await.expect("connect");
         let (key, value) = (format!("k{}", i % 10), format!("v{i}"));
         client
             .write(key.clone(), value.clone())
@@ -371,9 +369,7 @@ async fn with_sync_durability_a_whole_cluster_killed_at_once_keeps_every_acknowl
     }
     let latest: std::collections::BTreeMap<String, String> = acknowledged.into_iter().collect();
     for id in 1..=3u32 {
-        let client = RemoteClient::connect(&config, NodeId(id))
-            .await
-            .expect("connect");
+        let client = connect(&config, NodeId(id)).await.expect("connect");
         for (key, value) in &latest {
             let read = client.read(key.clone()).await;
             assert_eq!(

@@ -46,8 +46,8 @@ struct Transfer {
     durable_at: PersistToken,
 }
 
-/// The node's own life-cycle state, as the seed describes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// The node's own life-cycle state, as the seed describes it (reported by a node's status).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum NodeState {
     /// A member holding a valid lease: serves reads and coordinates writes.
     Active,
@@ -55,6 +55,16 @@ pub enum NodeState {
     Suspected,
     /// Not a member: removed, joining, a shadow copying state, or restarting.
     Inactive,
+}
+
+impl std::fmt::Display for NodeState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeState::Active => "Active",
+            NodeState::Suspected => "Suspected",
+            NodeState::Inactive => "Inactive",
+        })
+    }
 }
 
 /// One Hermes node: replica plus membership.

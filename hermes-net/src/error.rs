@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use hermes_core::NodeId;
+use hermes_core::{NodeId, RequestError};
 use serde::{Deserialize, Serialize};
 
 /// Everything that can go wrong in a transport, a client or certificate handling.
@@ -129,6 +129,25 @@ pub enum NetError {
 }
 
 impl NetError {
+    /// What a client request that failed with this error reports to its caller: the one mapping
+    /// from transport errors to [`RequestError`]s, used by every client path (connecting,
+    /// calling). `node` names the node the request was for ("node 3"), for the message.
+    ///
+    /// A message over the frame limit is the request's own fault ([`RequestError::InvalidArgument`]),
+    /// a full server queue is [`RequestError::Overloaded`], everything else is
+    /// [`RequestError::NetworkError`] (the outcome is unknown if the request was sent).
+    pub fn into_request_error(self, node: impl std::fmt::Display) -> RequestError {
+        match self {
+            NetError::MessageTooLarge { .. } => RequestError::InvalidArgument(
+                "the request is larger than a frame (frame_bytes_max)".into(),
+            ),
+            NetError::Refused(ServerError::Overloaded) => {
+                RequestError::Overloaded(format!("{node} refused the request: its queue is full"))
+            }
+            other => RequestError::NetworkError(format!("{node}: {other}")),
+        }
+    }
+
     pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
         NetError::Io {
             context: context.into(),

@@ -76,7 +76,7 @@ mod transport;
 pub use certs::{gen_certs, Identity, TlsConfig};
 pub use error::{FrameError, NetError, RefuseReason, ServerError};
 pub use mem::{MemConfig, MemNetwork, MemTransport};
-pub use protocol::{Request, Response};
+pub use protocol::{RequestEnvelope, ResponseEnvelope};
 pub use quic::{
     free_loopback_addrs, BoundWithClients, Client, ClientOptions, ClientRequest, ClientTransport,
     QuicConfig, QuicOptions, QuicTransport, Requests, Responder, Wire,

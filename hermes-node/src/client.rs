@@ -1,18 +1,21 @@
 //! [`RemoteClient`]: a client of one node over TLS on TCP (the default) or QUIC (the client
 //! protocol of `hermes-net`).
 
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
 use hermes_core::{NodeId, Op, Outcome, Ts};
-use hermes_net::{Client, NetError, ServerError, TlsConfig};
+use hermes_net::{Client, TlsConfig};
 
+use crate::api::ClientApi;
 use crate::config::ClientConfig;
-use crate::wire::{committed, found, ClientAnswer, ClientCall};
-use crate::{NodeError, Status};
+use crate::wire::{ClientAnswer, ClientCall};
+use crate::{RequestError, Status};
 
 /// A connection to one node of a cluster. Calls take `&self` and may run concurrently: they are
-/// pipelined over one connection (one TLS-over-TCP stream pair, or one QUIC stream).
+/// pipelined over one connection (one TLS-over-TCP stream pair, or one QUIC stream). Offers the
+/// requests of [`ClientApi`], as [`crate::ClusterNode`] does.
 pub struct RemoteClient {
     client: Client<ClientCall, ClientAnswer>,
     node: NodeId,
@@ -20,34 +23,26 @@ pub struct RemoteClient {
 }
 
 impl RemoteClient {
-    /// Connects to node `node` of the configuration.
+    /// Connects to node `node` of the configuration with its loaded TLS material
+    /// (`config.tls.load()`; many clients may share one).
     ///
     /// # Errors
-    /// [`NodeError::Config`] if the configuration does not list the node or the certificates
-    /// cannot be read, [`NodeError::NetworkError`] if the node cannot be reached.
-    pub async fn connect(config: &ClientConfig, node: NodeId) -> Result<Self, NodeError> {
-        let tls = config.tls.load()?;
-        Self::connect_with(config, &tls, node).await
-    }
-
-    /// Connects to node `node` with already loaded TLS material (many clients, one read).
-    ///
-    /// # Errors
-    /// As [`RemoteClient::connect`].
-    pub async fn connect_with(
+    /// [`RequestError::InvalidArgument`] if the configuration does not list the node,
+    /// [`RequestError::NetworkError`] if the node cannot be reached.
+    pub async fn connect(
         config: &ClientConfig,
         tls: &TlsConfig,
         node: NodeId,
-    ) -> Result<Self, NodeError> {
+    ) -> Result<Self, RequestError> {
         let addr = config.addr_of(node).ok_or_else(|| {
-            NodeError::Config(format!(
+            RequestError::InvalidArgument(format!(
                 "node {} is not in the client configuration",
                 node.0
             ))
         })?;
         let client = Client::connect_with(addr, node, tls, config.client_options())
             .await
-            .map_err(|err| NodeError::NetworkError(format!("node {} at {addr}: {err}", node.0)))?;
+            .map_err(|err| err.into_request_error(format_args!("node {} at {addr}", node.0)))?;
         Ok(RemoteClient {
             client,
             node,
@@ -59,18 +54,18 @@ impl RemoteClient {
     ///
     /// # Errors
     /// With `preferred`, as [`RemoteClient::connect`]; otherwise
-    /// [`NodeError::NoActiveReplicas`] listing why each node failed.
+    /// [`RequestError::NoActiveReplicas`] listing why each node failed.
     pub async fn connect_any(
         config: &ClientConfig,
+        tls: &TlsConfig,
         preferred: Option<NodeId>,
-    ) -> Result<Self, NodeError> {
+    ) -> Result<Self, RequestError> {
         if let Some(node) = preferred {
-            return Self::connect(config, node).await;
+            return Self::connect(config, tls, node).await;
         }
-        let tls = config.tls.load()?;
         let mut failures = Vec::new();
         for node in &config.nodes {
-            match Self::connect_with(config, &tls, node.id).await {
+            match Self::connect(config, tls, node.id).await {
                 Ok(client) => match client.status().await {
                     Ok(_) => return Ok(client),
                     Err(err) => failures.push(format!("node {}: {err}", node.id.0)),
@@ -78,7 +73,7 @@ impl RemoteClient {
                 Err(err) => failures.push(err.to_string()),
             }
         }
-        Err(NodeError::NoActiveReplicas(failures.join("; ")))
+        Err(RequestError::NoActiveReplicas(failures.join("; ")))
     }
 
     /// The node this client talks to.
@@ -86,23 +81,11 @@ impl RemoteClient {
         self.node
     }
 
-    async fn call(&self, call: ClientCall) -> Result<ClientAnswer, NodeError> {
+    async fn call(&self, call: ClientCall) -> Result<ClientAnswer, RequestError> {
         match tokio::time::timeout(self.request_timeout, self.client.call(call)).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(NetError::MessageTooLarge { .. })) => Err(NodeError::InvalidArgument(
-                "the request is larger than a frame (frame_bytes_max)".into(),
-            )),
-            Ok(Err(NetError::Refused(ServerError::Overloaded))) => {
-                Err(NodeError::Overloaded(format!(
-                    "node {} refused the request: its queue is full",
-                    self.node.0
-                )))
-            }
-            Ok(Err(err)) => Err(NodeError::NetworkError(format!(
-                "node {}: {err}",
-                self.node.0
-            ))),
-            Err(_) => Err(NodeError::Timeout {
+            Ok(Err(err)) => Err(err.into_request_error(format_args!("node {}", self.node.0))),
+            Err(_) => Err(RequestError::Timeout {
                 outcome_unknown: true,
             }),
         }
@@ -111,18 +94,18 @@ impl RemoteClient {
     /// Runs one operation on the node.
     ///
     /// # Errors
-    /// The node's error, [`NodeError::NetworkError`] if the connection failed, or
-    /// [`NodeError::Timeout`] after the configured `request_timeout_ms`.
-    pub async fn execute(&self, op: Op) -> Result<Outcome, NodeError> {
+    /// The node's answer, [`RequestError::NetworkError`] if the connection failed, or
+    /// [`RequestError::Timeout`] after the configured `request_timeout_ms`.
+    pub async fn execute(&self, op: Op) -> Result<Outcome, RequestError> {
         match self.call(ClientCall::Execute(op)).await? {
             ClientAnswer::Done(result) => result,
-            ClientAnswer::Status(_) => Err(NodeError::NetworkError(
+            ClientAnswer::Status(_) => Err(RequestError::NetworkError(
                 "the node answered a request with a status".into(),
             )),
         }
     }
 
-    /// Writes `value` under `key`.
+    /// Writes `value` under `key` ([`ClientApi::write`]).
     ///
     /// # Errors
     /// As [`RemoteClient::execute`].
@@ -130,57 +113,48 @@ impl RemoteClient {
         &self,
         key: impl Into<Bytes>,
         value: impl Into<Bytes>,
-    ) -> Result<Ts, NodeError> {
-        let op = Op::Write {
-            key: key.into(),
-            value: value.into(),
-        };
-        committed(self.execute(op).await?)
+    ) -> Result<Ts, RequestError> {
+        ClientApi::write(self, key, value).await
     }
 
-    /// Reads `key`.
+    /// Reads `key` ([`ClientApi::read`]).
     ///
     /// # Errors
-    /// [`NodeError::ValueNotFound`] if it does not exist, or as [`RemoteClient::execute`].
-    pub async fn read(&self, key: impl Into<Bytes>) -> Result<Bytes, NodeError> {
-        found(self.execute(Op::Read { key: key.into() }).await?)
+    /// [`RequestError::ValueNotFound`] if it does not exist, or as [`RemoteClient::execute`].
+    pub async fn read(&self, key: impl Into<Bytes>) -> Result<Bytes, RequestError> {
+        ClientApi::read(self, key).await
     }
 
-    /// Deletes `key`.
+    /// Deletes `key` ([`ClientApi::delete`]).
     ///
     /// # Errors
     /// As [`RemoteClient::execute`].
-    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<Ts, NodeError> {
-        committed(self.execute(Op::Delete { key: key.into() }).await?)
+    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<Ts, RequestError> {
+        ClientApi::delete(self, key).await
     }
 
-    /// Compare-and-swap (`expected: None`: the key must be absent).
+    /// Compare-and-swap (`expected: None`: the key must be absent; [`ClientApi::cas`]).
     ///
     /// # Errors
-    /// [`NodeError::CasFailed`], [`NodeError::Aborted`], or as [`RemoteClient::execute`].
+    /// [`RequestError::CasFailed`], [`RequestError::Aborted`], or as [`RemoteClient::execute`].
     pub async fn cas(
         &self,
         key: impl Into<Bytes>,
         expected: Option<Bytes>,
         new: impl Into<Bytes>,
-    ) -> Result<Ts, NodeError> {
-        let op = Op::Cas {
-            key: key.into(),
-            expected,
-            new: new.into(),
-        };
-        committed(self.execute(op).await?)
+    ) -> Result<Ts, RequestError> {
+        ClientApi::cas(self, key, expected, new).await
     }
 
     /// The node's status.
     ///
     /// # Errors
-    /// [`NodeError::NetworkError`] or [`NodeError::Timeout`].
-    pub async fn status(&self) -> Result<Status, NodeError> {
+    /// [`RequestError::NetworkError`] or [`RequestError::Timeout`].
+    pub async fn status(&self) -> Result<Status, RequestError> {
         match self.call(ClientCall::Status).await? {
             ClientAnswer::Status(status) => Ok(*status),
             ClientAnswer::Done(Err(err)) => Err(err),
-            ClientAnswer::Done(Ok(_)) => Err(NodeError::NetworkError(
+            ClientAnswer::Done(Ok(_)) => Err(RequestError::NetworkError(
                 "the node answered a status request with an outcome".into(),
             )),
         }
@@ -189,5 +163,15 @@ impl RemoteClient {
     /// Closes the connection.
     pub fn close(&self) {
         self.client.close();
+    }
+}
+
+impl ClientApi for RemoteClient {
+    fn execute(&self, op: Op) -> impl Future<Output = Result<Outcome, RequestError>> + Send {
+        RemoteClient::execute(self, op)
+    }
+
+    fn status(&self) -> impl Future<Output = Result<Status, RequestError>> + Send {
+        RemoteClient::status(self)
     }
 }

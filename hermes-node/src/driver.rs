@@ -1,41 +1,43 @@
 //! The driver task: the one owner of the core's inputs. It feeds messages, requests and timer
-//! expiries to the core and carries out the core's actions over the transport and the store.
+//! expiries to the core and carries out the core's actions over the transport and the store, in
+//! the order the core emitted them (see [`Driver::execute`]). It also decides which requests the
+//! node takes ([`Driver::admit`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use hermes_core::PersistToken;
-use hermes_core::{Action, Message, Node, NodeId, Op, OpResult, Outcome, RequestError, RequestId};
+use hermes_core::{Action, Message, Node, NodeId, Op, OpResult, Outcome, RequestId};
 use hermes_net::{ClientRequest, Inbox, PeerBatch, Requests, Transport};
 use hermes_store::WriterEvent;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::node::Shared;
-use crate::persist::Persistence;
+use crate::node::SharedNode;
+use crate::persist::RecordsWriter;
 use crate::status::RuntimeCounters;
 use crate::wire::{ClientAnswer, ClientCall};
-use crate::NodeError;
+use crate::{NodeError, RequestError};
 
 /// A request from the in-process API.
 pub(crate) struct Command {
     pub(crate) op: Op,
-    pub(crate) reply: oneshot::Sender<Result<Outcome, NodeError>>,
+    pub(crate) reply: oneshot::Sender<OpResult>,
 }
 
-/// Where the answer to a pending request goes.
-enum Waiter {
-    Local(oneshot::Sender<Result<Outcome, NodeError>>),
+/// Where the answer to a request goes: the in-process caller, or a client over the network.
+enum ReplyTarget {
+    Local(oneshot::Sender<OpResult>),
     Remote(hermes_net::Responder<ClientAnswer>),
 }
 
-impl Waiter {
-    fn answer(self, result: Result<Outcome, NodeError>) {
+impl ReplyTarget {
+    fn answer(self, result: OpResult) {
         match self {
-            Waiter::Local(tx) => {
+            ReplyTarget::Local(tx) => {
                 let _ = tx.send(result);
             }
-            Waiter::Remote(responder) => {
+            ReplyTarget::Remote(responder) => {
                 let _ = responder.respond(ClientAnswer::Done(result));
             }
         }
@@ -60,21 +62,26 @@ pub(crate) struct Inputs {
     pub(crate) stop: watch::Receiver<bool>,
 }
 
-/// The driver's state besides the core (which lives in [`Shared`] for the read fast path).
+/// The driver's state besides the core (which lives in [`SharedNode`] for the read fast path).
 pub(crate) struct Driver<T> {
-    shared: Arc<Shared>,
+    shared: Arc<SharedNode>,
     transport: T,
-    persistence: Option<Persistence>,
+    persistence: Option<RecordsWriter>,
     /// The store failed: the node stops (fail-stop).
     store_failure: Option<NodeError>,
-    pending: HashMap<RequestId, Waiter>,
+    /// Where the answers to the requests the core holds go.
+    pending: HashMap<RequestId, ReplyTarget>,
     next_request: u64,
     actions: Vec<Action>,
     had_lease: bool,
 }
 
 impl<T: Transport<Message>> Driver<T> {
-    pub(crate) fn new(shared: Arc<Shared>, transport: T, persistence: Option<Persistence>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<SharedNode>,
+        transport: T,
+        persistence: Option<RecordsWriter>,
+    ) -> Self {
         Driver {
             shared,
             transport,
@@ -91,8 +98,8 @@ impl<T: Transport<Message>> Driver<T> {
     pub(crate) async fn run(mut self, mut inputs: Inputs) -> Result<(), NodeError> {
         let mut result = self.run_loop(&mut inputs).await;
         // Whatever is still pending will not be answered by this node any more.
-        for (_, waiter) in self.pending.drain() {
-            waiter.answer(Err(NodeError::Stopped));
+        for (_, target) in self.pending.drain() {
+            target.answer(Err(RequestError::Stopped));
         }
         if let Some(persistence) = self.persistence.take() {
             let closed = tokio::task::spawn_blocking(move || persistence.close())
@@ -172,21 +179,22 @@ impl<T: Transport<Message>> Driver<T> {
             tracing::warn!(node = node.id().0, "lease expired");
         }
         self.had_lease = has_lease;
-        // Replies to requests the core answered belong to the waiters of this driver; resolve
-        // the request-level errors while the core's state is at hand.
-        // Whether the node holds its lease: a timeout without one is a lost quorum.
-        let serving = node.may_serve(now);
-        for action in &mut self.actions {
-            if let Action::Reply { id, result } = action {
-                if let Some(waiter) = self.pending.remove(id) {
-                    waiter.answer(convert(
-                        std::mem::replace(result, Ok(Outcome::Value(None))),
-                        serving,
-                    ));
+        // A request that times out while this node holds no lease failed for want of a quorum.
+        // Decided here, where the core's state is at hand; the reply itself is carried out in
+        // order with the other actions.
+        if !node.may_serve(now) {
+            for action in &mut self.actions {
+                if let Action::Reply {
+                    result: Err(error @ RequestError::Timeout { .. }),
+                    ..
+                } = action
+                {
+                    *error = RequestError::QuorumFailed {
+                        outcome_unknown: error.outcome_unknown(),
+                    };
                 }
             }
         }
-        self.actions.retain(|a| !matches!(a, Action::Reply { .. }));
     }
 
     fn feed(&mut self, node: &mut Node, input: Input) {
@@ -198,7 +206,7 @@ impl<T: Transport<Message>> Driver<T> {
                 }
             }
             Input::Command(command) => {
-                self.submit(node, now, command.op, Waiter::Local(command.reply));
+                self.submit(node, now, command.op, ReplyTarget::Local(command.reply));
             }
             Input::Persisted(WriterEvent::Durable(tokens)) => {
                 if let Some(last) = tokens.last() {
@@ -210,7 +218,7 @@ impl<T: Transport<Message>> Driver<T> {
             }
             Input::Client(request) => match request.request {
                 ClientCall::Execute(op) => {
-                    self.submit(node, now, op, Waiter::Remote(request.responder));
+                    self.submit(node, now, op, ReplyTarget::Remote(request.responder));
                 }
                 ClientCall::Status => {
                     let status = self.shared.status_of(node, &self.transport_peers());
@@ -226,7 +234,9 @@ impl<T: Transport<Message>> Driver<T> {
         self.shared.peers.keys().copied().collect()
     }
 
-    fn submit(&mut self, node: &mut Node, now: hermes_core::Instant, op: Op, waiter: Waiter) {
+    /// Hands a request to the core, unless it is answered at once: a read the fast path can
+    /// serve, or a request the node does not take ([`Driver::admit`]).
+    fn submit(&mut self, node: &mut Node, now: hermes_core::Instant, op: Op, target: ReplyTarget) {
         let _span = tracing::debug_span!(
             "request",
             node = self.shared.id.0,
@@ -237,39 +247,64 @@ impl<T: Transport<Message>> Driver<T> {
         if let Op::Read { key } = &op {
             if let Some(value) = node.read_local(now, key) {
                 RuntimeCounters::bump(&self.shared.counters.fast_reads);
-                waiter.answer(Ok(Outcome::Value(value)));
+                target.answer(Ok(Outcome::Value(value)));
                 return;
             }
         }
-        if self.shared.stopping.load(Ordering::Relaxed) {
-            waiter.answer(Err(NodeError::NotResponsible {
-                node: node.id().0,
-                reason: "it is shutting down".into(),
-            }));
-            return;
-        }
-        if node.is_rejoining() || !node.membership().view().is_member(node.id()) {
-            waiter.answer(Err(NodeError::NotResponsible {
-                node: node.id().0,
-                reason: "it is not a member of the current view (joining or restarting)".into(),
-            }));
-            return;
-        }
-        if self.pending.len() >= node.replica().config().requests_max {
-            RuntimeCounters::bump(&self.shared.counters.refused);
-            waiter.answer(Err(NodeError::Overloaded(format!(
-                "{} requests pending (requests_max)",
-                self.pending.len()
-            ))));
+        if let Err(refusal) = self.admit(node) {
+            target.answer(Err(refusal));
             return;
         }
         self.next_request += 1;
         let id = RequestId(self.next_request);
-        self.pending.insert(id, waiter);
+        self.pending.insert(id, target);
         node.handle_request(now, id, op);
     }
 
-    /// Carries out the collected actions in order.
+    /// Whether this node takes a request: the one place where the runtime decides admission.
+    ///
+    /// A node that is shutting down, rejoining or not a member of its view refuses at once
+    /// (`NotResponsible`), so that the client tries another node; the core would hold the
+    /// request until it timed out. The other checks sit where they must, and nowhere else:
+    /// - Before the driver, on the channels that carry requests to it: a full channel has no
+    ///   room to queue a request (`Overloaded`: `runtime.commands_max` in
+    ///   [`crate::ClusterNode::execute`], `network.client_queue_max` in `hermes-net`'s client
+    ///   server), and a stopping handle takes no new command (`Stopped`, in
+    ///   [`crate::ClusterNode::execute`]).
+    /// - In the core (`Replica::handle_request`), which owns the pending requests: malformed
+    ///   requests (`InvalidArgument`), the bounds `requests_max` and `requests_per_key_max`
+    ///   (`Overloaded`), and the lease: without one, a request waits and times out
+    ///   (`QuorumFailed`, see [`Driver::step`]).
+    fn admit(&self, node: &Node) -> Result<(), RequestError> {
+        if self.shared.stopping.load(Ordering::Relaxed) {
+            return Err(RequestError::NotResponsible {
+                node: node.id().0,
+                reason: "it is shutting down".into(),
+            });
+        }
+        if node.is_rejoining() || !node.membership().view().is_member(node.id()) {
+            return Err(RequestError::NotResponsible {
+                node: node.id().0,
+                reason: "it is not a member of the current view (joining or restarting)".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Carries out the collected actions one after the other, in the order the core emitted
+    /// them: an action starts only once the one before it is done. What "done" means:
+    /// - `Send`: enqueued on the transport's queue to that peer. The transport batches each
+    ///   peer's messages and keeps their order; messages to different peers travel
+    ///   independently (no order between peers exists on a network anyway).
+    /// - `Persist`: queued on the store writer, which commits in queue order; the core hears
+    ///   of durability later (`handle_persisted`) and emits nothing that needs it before.
+    /// - `SaveMembership`: written and synced (the driver waits).
+    /// - `Reply`: handed to the caller's channel.
+    ///
+    /// The one answer given outside this order: a read served on the fast path (in
+    /// [`Driver::submit`], and on the caller's task in [`crate::ClusterNode::read`]) reads the
+    /// core's state under its lock, which may be ahead of actions not yet carried out. It
+    /// returns only Valid keys under a lease, and a key is Valid only once its write committed.
     async fn execute(&mut self) -> Result<(), NodeError> {
         let actions = std::mem::take(&mut self.actions);
         for action in actions {
@@ -280,7 +315,11 @@ impl<T: Transport<Message>> Driver<T> {
                         tracing::debug!(node = self.shared.id.0, peer = to.0, error = %err, "message not sent");
                     }
                 }
-                Action::Reply { .. } => {}
+                Action::Reply { id, result } => {
+                    if let Some(target) = self.pending.remove(&id) {
+                        target.answer(result);
+                    }
+                }
                 Action::Persist { records, token } => {
                     if let Some(persistence) = &self.persistence {
                         persistence.submit(records, token).await?;
@@ -350,18 +389,4 @@ fn op_name(op: &Op) -> &'static str {
         Op::Delete { .. } => "delete",
         Op::Cas { .. } => "cas",
     }
-}
-
-/// Maps the core's result to the API's error names.
-fn convert(result: OpResult, serving: bool) -> Result<Outcome, NodeError> {
-    result.map_err(|err| match err {
-        RequestError::InvalidArgument(msg) => NodeError::InvalidArgument(msg),
-        RequestError::Overloaded(msg) => NodeError::Overloaded(msg),
-        RequestError::CasFailed => NodeError::CasFailed,
-        RequestError::Aborted => NodeError::Aborted,
-        RequestError::Timeout { outcome_unknown } if !serving => {
-            NodeError::QuorumFailed { outcome_unknown }
-        }
-        RequestError::Timeout { outcome_unknown } => NodeError::Timeout { outcome_unknown },
-    })
 }

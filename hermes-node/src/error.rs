@@ -1,59 +1,21 @@
-//! The one error type of this crate.
+//! The two error types of the node runtime: what a request answers, and what stops a node.
+//!
+//! - [`RequestError`] (defined in `hermes-core`, re-exported here): the outcome of one request —
+//!   what a node answers, what travels on the client protocol, what a client of
+//!   [`crate::ClusterNode`] or [`crate::RemoteClient`] matches on.
+//! - [`NodeError`]: a failure of the node itself (its configuration, its store, its files and
+//!   sockets), from starting, running or stopping it. It never travels on the wire.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-/// An error from a [`crate::ClusterNode`] or a [`crate::RemoteClient`].
+pub use hermes_core::RequestError;
+
+/// A failure of a node (or of a client's setup): configuration, store, files and sockets.
 ///
-/// Request errors keep the names of the project's seed where they fit (`NotResponsible`,
-/// `NoActiveReplicas`, `NetworkError`, `QuorumFailed`, `ValueNotFound`). Every `Display` is one
-/// line. The type travels over the client protocol, so its payloads are plain strings.
+/// Every `Display` is one line and names the file, field or address at fault.
 #[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
 pub enum NodeError {
-    /// This node serves nothing right now: it is restarting, joining, copying state, removed
-    /// from the view, or shutting down. Another node may serve the request.
-    #[error("node {node} is not serving: {reason}")]
-    NotResponsible {
-        /// The node that refused.
-        node: u32,
-        /// Why, in a few words.
-        reason: String,
-    },
-    /// No node of the cluster configuration could be reached.
-    #[error("no active replicas: {0}")]
-    NoActiveReplicas(String),
-    /// A connection to a node failed or broke; the request's outcome is unknown if it was sent.
-    #[error("network error: {0}")]
-    NetworkError(String),
-    /// The request timed out while this node could not reach a majority of the view (it held
-    /// no lease). With `outcome_unknown`, an update may still take effect.
-    #[error("no quorum: the node holds no lease and the request timed out (outcome unknown: {outcome_unknown})")]
-    QuorumFailed {
-        /// Whether the update may still take effect.
-        outcome_unknown: bool,
-    },
-    /// The key does not exist (never written, or deleted).
-    #[error("value not found")]
-    ValueNotFound,
-    /// The request did not finish in time. With `outcome_unknown`, an update may still take
-    /// effect; without it, it certainly did not.
-    #[error("timed out (outcome unknown: {outcome_unknown})")]
-    Timeout {
-        /// Whether the update may still take effect.
-        outcome_unknown: bool,
-    },
-    /// A configured bound on queued or pending requests is reached; retry later.
-    #[error("overloaded: {0}")]
-    Overloaded(String),
-    /// The compare-and-swap compared a different value; nothing was written.
-    #[error("compare-and-swap failed: the key holds a different value")]
-    CasFailed,
-    /// The compare-and-swap lost a race with a concurrent update and did not take effect.
-    #[error("aborted: a concurrent update to the key won; retry")]
-    Aborted,
-    /// The request is malformed: an empty key, a key or value over its limit.
-    #[error("invalid argument: {0}")]
-    InvalidArgument(String),
     /// The configuration is invalid; the message names the file and field.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -63,27 +25,14 @@ pub enum NodeError {
     /// A file or socket could not be used; the message names it.
     #[error("{0}")]
     Io(String),
-    /// The node has stopped (shut down, or failed earlier with the logged error).
-    #[error("node stopped")]
-    Stopped,
-}
-
-impl NodeError {
-    /// Whether an update that failed with this error may still take effect.
-    pub fn outcome_unknown(&self) -> bool {
-        match self {
-            NodeError::Timeout { outcome_unknown }
-            | NodeError::QuorumFailed { outcome_unknown } => *outcome_unknown,
-            NodeError::NetworkError(_) | NodeError::Stopped => true,
-            _ => false,
-        }
-    }
-}
-
-impl From<hermes_net::NetError> for NodeError {
-    fn from(err: hermes_net::NetError) -> Self {
-        NodeError::NetworkError(err.to_string())
-    }
+    /// [`crate::ClusterNode::wait_active`] gave up: the node was not Active in time.
+    #[error("node not active after {waited_ms} ms (state: {state})")]
+    NotActive {
+        /// How long it waited.
+        waited_ms: u64,
+        /// The last state seen.
+        state: crate::NodeState,
+    },
 }
 
 impl From<hermes_store::StoreError> for NodeError {

@@ -5,10 +5,13 @@
 //! - [`ClusterNode::start`] runs a node from a [`NodeConfig`] (TOML, see [`config`]);
 //!   [`ClusterNode::start_with_transport`] runs one over any [`hermes_net::Transport`].
 //! - The API: [`ClusterNode::write`], [`ClusterNode::read`], [`ClusterNode::delete`],
-//!   [`ClusterNode::cas`], [`ClusterNode::status`], [`ClusterNode::shutdown`]. Errors are one
-//!   [`NodeError`].
+//!   [`ClusterNode::cas`], [`ClusterNode::status`], [`ClusterNode::shutdown`].
 //! - [`RemoteClient`] talks to a node from another process, over TLS on TCP (the default) or
-//!   QUIC (what `hermes put` uses).
+//!   QUIC (what `hermes put` uses). It offers the same requests as [`ClusterNode`]: both
+//!   implement [`ClientApi`].
+//! - Two error types: a request answers a [`RequestError`] (`NotResponsible`, `ValueNotFound`,
+//!   `Timeout`, ...: what travels on the wire and what clients match on); starting, running or
+//!   stopping a node fails with a [`NodeError`] (configuration, store, files and sockets).
 //! - [`LocalCluster`] writes the certificates and configuration files of a cluster on 127.0.0.1
 //!   (what `hermes dev` and the process tests use).
 //! - Reads of Valid keys under a valid lease are answered on the caller's task without waiting
@@ -48,9 +51,10 @@
 //! use hermes_node::{ClientConfig, RemoteClient};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), hermes_node::NodeError> {
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = ClientConfig::load("hermes-dev/client.toml".as_ref())?;
-//! let client = RemoteClient::connect_any(&config, None).await?;
+//! let tls = config.tls.load()?;
+//! let client = RemoteClient::connect_any(&config, &tls, None).await?;
 //! client.write("greeting", "hello").await?;
 //! assert_eq!(client.read("greeting").await?, "hello");
 //! client.close();
@@ -59,6 +63,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod api;
 mod client;
 pub mod config;
 mod data_dir;
@@ -70,10 +75,12 @@ mod persist;
 mod status;
 mod wire;
 
+pub use api::ClientApi;
 pub use client::RemoteClient;
 pub use config::{ClientConfig, NodeConfig, PeerConfig, TlsPaths};
-pub use error::NodeError;
+pub use error::{NodeError, RequestError};
+pub use hermes_core::NodeState;
 pub use local_cluster::LocalCluster;
 pub use node::ClusterNode;
-pub use status::{Counters, NodeState, PeerStatus, Status};
+pub use status::{NodeCounters, PeerStatus, Status};
 pub use wire::{ClientAnswer, ClientCall};

@@ -15,13 +15,14 @@ use hermes_store::Durability;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
+use crate::api::{found, ClientApi};
 use crate::config::NodeConfig;
 use crate::data_dir::DataDir;
 use crate::driver::{Command, Driver, Inputs};
-use crate::persist::Persistence;
-use crate::status::{Counters, PeerStatus, RuntimeCounters, Status};
-use crate::wire::{committed, found, ClientAnswer, ClientCall};
-use crate::NodeError;
+use crate::persist::RecordsWriter;
+use crate::status::{NodeCounters, PeerStatus, RuntimeCounters, Status};
+use crate::wire::{ClientAnswer, ClientCall};
+use crate::{NodeError, NodeState, RequestError};
 
 /// Maps the runtime's monotonic clock to the core's [`hermes_core::Instant`] (microseconds since
 /// the node started).
@@ -56,8 +57,9 @@ impl Clock {
 type Links = Box<dyn Fn(NodeId) -> bool + Send + Sync>;
 type Closer = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
-/// State shared by the handle, the driver and the read fast path.
-pub(crate) struct Shared {
+/// The part of a running node that its handles, its driver task and the read fast path share:
+/// the core behind a mutex, the clock, the counters and what the status reports.
+pub(crate) struct SharedNode {
     pub(crate) id: NodeId,
     core: Mutex<Node>,
     pub(crate) clock: Clock,
@@ -72,7 +74,7 @@ pub(crate) struct Shared {
     data: Option<DataDir>,
 }
 
-impl Shared {
+impl SharedNode {
     /// Locks the core. Never held across an `.await`.
     pub(crate) fn core(&self) -> MutexGuard<'_, Node> {
         self.core.lock().unwrap_or_else(PoisonError::into_inner)
@@ -88,12 +90,12 @@ impl Shared {
     pub(crate) fn status_of(&self, node: &Node, peers: &[NodeId]) -> Status {
         let now = self.clock.now();
         let view = node.membership().view();
-        let mut counters = Counters::default();
+        let mut counters = NodeCounters::default();
         self.counters.fill(node.replica().stats(), &mut counters);
         let lease = node.membership().lease_until().saturating_since(now);
         Status {
             node_id: self.id.0,
-            state: node.state(now).into(),
+            state: node.state(now),
             epoch: view.epoch.0,
             members: view.members.iter().map(|n| n.0).collect(),
             shadows: view.shadows.iter().map(|n| n.0).collect(),
@@ -127,7 +129,7 @@ impl Shared {
 /// driver task. Cloning the handle is cheap; every clone drives the same node.
 #[derive(Clone)]
 pub struct ClusterNode {
-    shared: Arc<Shared>,
+    shared: Arc<SharedNode>,
     handle: Arc<Handle>,
 }
 
@@ -160,7 +162,7 @@ impl ClusterNode {
         let (persistence, records) = if config.durability == Durability::Memory {
             (None, Vec::new())
         } else {
-            let (persistence, records) = Persistence::open(&config.data_dir, config.durability)?;
+            let (persistence, records) = RecordsWriter::open(&config.data_dir, config.durability)?;
             (Some(persistence), records)
         };
         let node = match saved {
@@ -281,7 +283,7 @@ impl ClusterNode {
     ) -> ClusterNode {
         let (commands_tx, commands_rx) = mpsc::channel(parts.runtime.commands_max);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(SharedNode {
             id: parts.node.id(),
             core: Mutex::new(parts.node),
             clock: parts.clock,
@@ -335,32 +337,29 @@ impl ClusterNode {
         self.handle.local_addr
     }
 
-    /// Writes `value` under `key`; returns the write's timestamp once every live replica has it.
+    /// Writes `value` under `key`; returns the write's timestamp once every live replica has it
+    /// ([`ClientApi::write`]).
     ///
     /// # Errors
-    /// [`NodeError::InvalidArgument`], [`NodeError::Overloaded`], [`NodeError::NotResponsible`],
-    /// [`NodeError::Timeout`] / [`NodeError::QuorumFailed`] (see `outcome_unknown`),
-    /// [`NodeError::Stopped`].
+    /// [`RequestError::InvalidArgument`], [`RequestError::Overloaded`],
+    /// [`RequestError::NotResponsible`], [`RequestError::Timeout`] /
+    /// [`RequestError::QuorumFailed`] (see `outcome_unknown`), [`RequestError::Stopped`].
     pub async fn write(
         &self,
         key: impl Into<Bytes>,
         value: impl Into<Bytes>,
-    ) -> Result<Ts, NodeError> {
-        let op = Op::Write {
-            key: key.into(),
-            value: value.into(),
-        };
-        committed(self.execute(op).await?)
+    ) -> Result<Ts, RequestError> {
+        ClientApi::write(self, key, value).await
     }
 
     /// Reads `key`. Served locally when the key is Valid and the node holds its lease.
     ///
     /// # Errors
-    /// [`NodeError::ValueNotFound`] if the key does not exist, or as [`ClusterNode::write`].
-    pub async fn read(&self, key: impl Into<Bytes>) -> Result<Bytes, NodeError> {
+    /// [`RequestError::ValueNotFound`] if the key does not exist, or as [`ClusterNode::write`].
+    pub async fn read(&self, key: impl Into<Bytes>) -> Result<Bytes, RequestError> {
         let key = key.into();
         if let Some(found) = self.read_local(&key) {
-            return found.ok_or(NodeError::ValueNotFound);
+            return found.ok_or(RequestError::ValueNotFound);
         }
         found(self.execute(Op::Read { key }).await?)
     }
@@ -380,52 +379,53 @@ impl ClusterNode {
         found
     }
 
-    /// Deletes `key` (a tombstone write); returns its timestamp.
+    /// Deletes `key` (a tombstone write); returns its timestamp ([`ClientApi::delete`]).
     ///
     /// # Errors
     /// As [`ClusterNode::write`].
-    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<Ts, NodeError> {
-        committed(self.execute(Op::Delete { key: key.into() }).await?)
+    pub async fn delete(&self, key: impl Into<Bytes>) -> Result<Ts, RequestError> {
+        ClientApi::delete(self, key).await
     }
 
-    /// Compare-and-swap: sets `new` if `key` holds `expected` (`None`: the key must be absent).
+    /// Compare-and-swap: sets `new` if `key` holds `expected` (`None`: the key must be absent;
+    /// [`ClientApi::cas`]).
     ///
     /// # Errors
-    /// [`NodeError::CasFailed`] if the key holds something else, [`NodeError::Aborted`] if a
-    /// concurrent update won the race, or as [`ClusterNode::write`].
+    /// [`RequestError::CasFailed`] if the key holds something else, [`RequestError::Aborted`] if
+    /// a concurrent update won the race, or as [`ClusterNode::write`].
     pub async fn cas(
         &self,
         key: impl Into<Bytes>,
         expected: Option<Bytes>,
         new: impl Into<Bytes>,
-    ) -> Result<Ts, NodeError> {
-        let op = Op::Cas {
-            key: key.into(),
-            expected,
-            new: new.into(),
-        };
-        committed(self.execute(op).await?)
+    ) -> Result<Ts, RequestError> {
+        ClientApi::cas(self, key, expected, new).await
     }
 
     /// Runs any operation through the driver.
     ///
+    /// Admission is decided by the driver (see `Driver::admit`); the two refusals here concern
+    /// the handle's own channel, before the driver sees the request: a stopping node takes no
+    /// new command (`Stopped`, as once the driver has gone), and a full channel
+    /// (`runtime.commands_max`) has no room to queue one (`Overloaded`).
+    ///
     /// # Errors
     /// As the operation's method.
-    pub async fn execute(&self, op: Op) -> Result<Outcome, NodeError> {
+    pub async fn execute(&self, op: Op) -> Result<Outcome, RequestError> {
         if self.shared.stopping.load(Ordering::Relaxed) {
-            return Err(NodeError::Stopped);
+            return Err(RequestError::Stopped);
         }
         let (reply, answer) = oneshot::channel();
         self.handle
             .commands
             .try_send(Command { op, reply })
             .map_err(|err| match err {
-                mpsc::error::TrySendError::Full(_) => NodeError::Overloaded(
+                mpsc::error::TrySendError::Full(_) => RequestError::Overloaded(
                     "the node's request queue is full (runtime.commands_max)".into(),
                 ),
-                mpsc::error::TrySendError::Closed(_) => NodeError::Stopped,
+                mpsc::error::TrySendError::Closed(_) => RequestError::Stopped,
             })?;
-        answer.await.unwrap_or(Err(NodeError::Stopped))
+        answer.await.unwrap_or(Err(RequestError::Stopped))
     }
 
     /// A snapshot of the node: view, epoch, lease, state, peers, counters.
@@ -439,16 +439,18 @@ impl ClusterNode {
     /// until `timeout_ms` passes.
     ///
     /// # Errors
-    /// [`NodeError::Timeout`] with the last state seen.
+    /// [`NodeError::NotActive`] with the last state seen.
     pub async fn wait_active(&self, timeout_ms: u64) -> Result<(), NodeError> {
         let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
         loop {
-            if self.status().state == crate::NodeState::Active {
+            let state = self.status().state;
+            if state == NodeState::Active {
                 return Ok(());
             }
             if tokio::time::Instant::now() >= deadline {
-                return Err(NodeError::Timeout {
-                    outcome_unknown: false,
+                return Err(NodeError::NotActive {
+                    waited_ms: timeout_ms,
+                    state,
                 });
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -514,6 +516,25 @@ impl ClusterNode {
     }
 }
 
+impl ClientApi for ClusterNode {
+    fn execute(&self, op: Op) -> impl Future<Output = Result<Outcome, RequestError>> + Send {
+        ClusterNode::execute(self, op)
+    }
+
+    fn status(&self) -> impl Future<Output = Result<Status, RequestError>> + Send {
+        std::future::ready(Ok(ClusterNode::status(self)))
+    }
+
+    fn read(
+        &self,
+        key: impl Into<Bytes>,
+    ) -> impl Future<Output = Result<Bytes, RequestError>> + Send {
+        // The fast path, as the inherent method.
+        let key: Bytes = key.into();
+        ClusterNode::read(self, key)
+    }
+}
+
 /// Everything [`ClusterNode::launch`] needs besides the transport.
 struct Parts {
     node: Node,
@@ -522,7 +543,7 @@ struct Parts {
     links: Links,
     durability: Durability,
     data: Option<DataDir>,
-    persistence: Option<Persistence>,
+    persistence: Option<RecordsWriter>,
     runtime: crate::config::RuntimeConfig,
     local_addr: Option<SocketAddr>,
     closer: Option<Closer>,

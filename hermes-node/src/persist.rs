@@ -19,14 +19,14 @@ const ASYNC_GROUP_INTERVAL_MS: u64 = 10;
 /// The file of the records store inside the data directory.
 const RECORDS_FILE: &str = "records.redb";
 
-/// An open records store and its writer.
-pub(crate) struct Persistence {
+/// The open records store (`records.redb`) and its background writer.
+pub(crate) struct RecordsWriter {
     writer: Arc<AsyncWriter<RedbStore, PersistToken>>,
     /// What the writer thread reports; bounded by the writer's own queue (one event per group).
     pub(crate) events: mpsc::UnboundedReceiver<WriterEvent<PersistToken>>,
 }
 
-impl Persistence {
+impl RecordsWriter {
     /// Opens (or creates) the store in `data_dir`, reads every record, and starts the writer.
     pub(crate) fn open(
         data_dir: &Path,
@@ -48,7 +48,7 @@ impl Persistence {
             let _ = tx.send(event);
         })?;
         Ok((
-            Persistence {
+            RecordsWriter {
                 writer: Arc::new(writer),
                 events,
             },

@@ -2,38 +2,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use hermes_core::NodeState;
 use serde::{Deserialize, Serialize};
-
-/// The node's life-cycle state (see [`hermes_core::NodeState`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum NodeState {
-    /// A member holding a valid lease: serves reads and coordinates writes.
-    Active,
-    /// A member that misses heartbeats from some replicas, or holds no lease.
-    Suspected,
-    /// Not a member: removed, joining, copying state, restarting or stopped.
-    Inactive,
-}
-
-impl From<hermes_core::NodeState> for NodeState {
-    fn from(state: hermes_core::NodeState) -> Self {
-        match state {
-            hermes_core::NodeState::Active => NodeState::Active,
-            hermes_core::NodeState::Suspected => NodeState::Suspected,
-            hermes_core::NodeState::Inactive => NodeState::Inactive,
-        }
-    }
-}
-
-impl std::fmt::Display for NodeState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            NodeState::Active => "Active",
-            NodeState::Suspected => "Suspected",
-            NodeState::Inactive => "Inactive",
-        })
-    }
-}
 
 /// One other node as this node sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,9 +18,9 @@ pub struct PeerStatus {
     pub member: bool,
 }
 
-/// Counters since the node started.
+/// A node's counters since it started, as [`Status::counters`] reports them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
+pub struct NodeCounters {
     /// Reads answered (fast path and core).
     pub reads: u64,
     /// Reads answered on the fast path, without the driver.
@@ -107,7 +77,7 @@ pub struct Status {
     /// Time since the node started, in milliseconds.
     pub uptime_ms: u64,
     /// Counters since the node started.
-    pub counters: Counters,
+    pub counters: NodeCounters,
 }
 
 /// Counters kept by the runtime itself (the core keeps the rest).
@@ -116,7 +86,6 @@ pub(crate) struct RuntimeCounters {
     pub(crate) fast_reads: AtomicU64,
     pub(crate) lease_expiries: AtomicU64,
     pub(crate) send_failures: AtomicU64,
-    pub(crate) refused: AtomicU64,
 }
 
 impl RuntimeCounters {
@@ -124,7 +93,7 @@ impl RuntimeCounters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn fill(&self, core: &hermes_core::Stats, counters: &mut Counters) {
+    pub(crate) fn fill(&self, core: &hermes_core::Stats, counters: &mut NodeCounters) {
         let fast_reads = self.fast_reads.load(Ordering::Relaxed);
         counters.reads = core.reads + fast_reads;
         counters.fast_reads = fast_reads;
@@ -138,7 +107,7 @@ impl RuntimeCounters {
         counters.view_changes = core.view_changes;
         counters.lease_expiries = self.lease_expiries.load(Ordering::Relaxed);
         counters.timeouts = core.timeouts;
-        counters.overloaded = core.overloaded + self.refused.load(Ordering::Relaxed);
+        counters.overloaded = core.overloaded;
         counters.invalid_arguments = core.invalid_arguments;
         counters.send_failures = self.send_failures.load(Ordering::Relaxed);
     }

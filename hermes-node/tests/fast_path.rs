@@ -7,7 +7,7 @@ mod common;
 use bytes::Bytes;
 use common::{bounded, config, eventually, poll_once, Cluster};
 use hermes_core::{Config, NodeId};
-use hermes_node::NodeError;
+use hermes_node::RequestError;
 
 #[tokio::test(start_paused = true)]
 async fn a_valid_key_is_read_on_the_callers_task_while_writes_wait_in_the_driver() {
@@ -86,9 +86,9 @@ async fn a_node_cut_off_stops_answering_locally_before_the_others_move_on() {
     assert!(
         matches!(
             read,
-            Err(NodeError::QuorumFailed { .. }
-                | NodeError::Timeout { .. }
-                | NodeError::NotResponsible { .. })
+            Err(RequestError::QuorumFailed { .. }
+                | RequestError::Timeout { .. }
+                | RequestError::NotResponsible { .. })
         ),
         "{read:?}"
     );

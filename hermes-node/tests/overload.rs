@@ -5,7 +5,7 @@ mod common;
 
 use common::{bounded, config, eventually, Cluster};
 use hermes_core::{Config, NodeId};
-use hermes_node::NodeError;
+use hermes_node::RequestError;
 use tokio::task::JoinHandle;
 
 /// Node 1 with `configure` applied, the others with the common configuration.
@@ -20,14 +20,14 @@ fn with_node_1(configure: fn(Config) -> Config) -> impl Fn(NodeId) -> Config {
 }
 
 /// Starts a write of `key` at node `id` in a task of its own.
-fn spawn_write(c: &Cluster, id: u32, key: &str) -> JoinHandle<Result<hermes_core::Ts, NodeError>> {
+fn spawn_write(c: &Cluster, id: u32, key: &str) -> JoinHandle<Result<hermes_core::Ts, RequestError>> {
     let node = c.node(id).clone();
     let key = key.to_string();
     tokio::spawn(async move { node.write(key, "v").await })
 }
 
 /// Waits for every write in `writes`; each must commit.
-async fn all_commit(writes: Vec<JoinHandle<Result<hermes_core::Ts, NodeError>>>) {
+async fn all_commit(writes: Vec<JoinHandle<Result<hermes_core::Ts, RequestError>>>) {
     for write in writes {
         bounded("a waiting write", write)
             .await
@@ -58,10 +58,10 @@ async fn a_request_over_requests_max_gets_overloaded() {
 
     let refused_before = c.node(1).status().counters.overloaded;
     let write = bounded("the fifth write", c.node(1).write("key-4", "v")).await;
-    assert!(matches!(write, Err(NodeError::Overloaded(_))), "{write:?}");
+    assert!(matches!(write, Err(RequestError::Overloaded(_))), "{write:?}");
     // A read that needs the driver is refused too; the fast path still answers.
     let read = bounded("a read of a key in flight", c.node(1).read("key-0")).await;
-    assert!(matches!(read, Err(NodeError::Overloaded(_))), "{read:?}");
+    assert!(matches!(read, Err(RequestError::Overloaded(_))), "{read:?}");
     assert_eq!(
         bounded("a fast read", c.node(1).read("valid"))
             .await
@@ -93,7 +93,7 @@ async fn a_request_over_requests_per_key_max_gets_overloaded_and_other_keys_go_o
     .await;
 
     let write = bounded("the third write of the key", c.node(1).write("hot", "v")).await;
-    assert!(matches!(write, Err(NodeError::Overloaded(_))), "{write:?}");
+    assert!(matches!(write, Err(RequestError::Overloaded(_))), "{write:?}");
     writes.push(spawn_write(&c, 1, "cold"));
     eventually("a write of another key is taken", || {
         c.node(1).status().pending_requests == 3

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::{bounded, config, eventually, poll_once, Cluster};
 use hermes_node::config::RuntimeConfig;
-use hermes_node::NodeError;
+use hermes_node::RequestError;
 
 #[tokio::test(start_paused = true)]
 async fn requests_that_cannot_finish_end_with_stopped_after_the_grace_period() {
@@ -52,12 +52,12 @@ async fn requests_that_cannot_finish_end_with_stopped_after_the_grace_period() {
         let result = bounded("a request in flight", request)
             .await
             .expect("the request task ends");
-        assert_eq!(result, Err(NodeError::Stopped));
+        assert_eq!(result, Err(RequestError::Stopped));
     }
     // After shutdown: refused at once, nothing answered locally.
     assert_eq!(c.node(1).read_local(b"k"), None);
     let write = bounded("a write after shutdown", c.node(1).write("k", "x")).await;
-    assert_eq!(write, Err(NodeError::Stopped));
+    assert_eq!(write, Err(RequestError::Stopped));
     c.node(2).shutdown().await.expect("a clean shutdown");
     c.node(3).shutdown().await.expect("a clean shutdown");
 }
@@ -81,13 +81,13 @@ async fn requests_arriving_during_shutdown_are_refused_at_once() {
     let write = poll_once(c.node(1).write("other", "x"));
     assert_eq!(
         write,
-        Some(Err(NodeError::Stopped)),
+        Some(Err(RequestError::Stopped)),
         "refused without waiting"
     );
     let read = poll_once(c.node(1).read("other"));
     assert_eq!(
         read,
-        Some(Err(NodeError::Stopped)),
+        Some(Err(RequestError::Stopped)),
         "refused without waiting"
     );
 
@@ -98,7 +98,7 @@ async fn requests_arriving_during_shutdown_are_refused_at_once() {
     let write = bounded("the pending write", pending)
         .await
         .expect("the write task ends");
-    assert_eq!(write, Err(NodeError::Stopped));
+    assert_eq!(write, Err(RequestError::Stopped));
     c.node(2).shutdown().await.expect("a clean shutdown");
     c.node(3).shutdown().await.expect("a clean shutdown");
 }

@@ -185,7 +185,7 @@ async fn wait_ready(
                     files.log_path(NodeId(id)).display()
                 )));
             }
-            let active = match RemoteClient::connect_with(config, &tls, node.id).await {
+            let active = match RemoteClient::connect(config, &tls, node.id).await {
                 Ok(client) => {
                     let state = client.status().await.map(|s| s.state);
                     client.close();

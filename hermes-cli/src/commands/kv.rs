@@ -4,7 +4,7 @@ use std::io::Write;
 
 use bytes::Bytes;
 use hermes_core::{NodeId, Ts};
-use hermes_node::{ClientConfig, NodeError, RemoteClient, Status};
+use hermes_node::{ClientConfig, NodeError, RemoteClient, RequestError, Status};
 use serde_json::json;
 
 use crate::cli::{ClientArgs, Command};
@@ -23,7 +23,16 @@ pub async fn run(args: &ClientArgs, command: Command) -> Result<(), CliError> {
 /// Connects to the node `--node` names, or to the first one that answers.
 pub async fn connect(args: &ClientArgs) -> Result<RemoteClient, CliError> {
     let config = load_cluster(args)?;
-    Ok(RemoteClient::connect_any(&config, args.node.map(NodeId)).await?)
+    let tls = config.tls.load()?;
+    let preferred = args.node.map(NodeId);
+    if let Some(node) = preferred.filter(|node| config.addr_of(*node).is_none()) {
+        return Err(NodeError::Config(format!(
+            "node {} is not in the client configuration",
+            node.0
+        ))
+        .into());
+    }
+    Ok(RemoteClient::connect_any(&config, &tls, preferred).await?)
 }
 
 /// Reads the `--cluster` file, with a hint when the default one is missing.
@@ -65,7 +74,7 @@ async fn execute(client: &RemoteClient, json: bool, command: Command) -> Result<
         }
         Command::Get { key, .. } => {
             let value = client.read(key.clone()).await.map_err(|err| match err {
-                NodeError::ValueNotFound => CliError {
+                RequestError::ValueNotFound => CliError {
                     message: format!("key not found: {key}"),
                     ..CliError::from(err)
                 },

@@ -5,7 +5,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hermes_core::{Durability, NodeId};
-use hermes_node::{ClientConfig, LocalCluster, NodeState, RemoteClient};
+use hermes_node::{ClientConfig, LocalCluster, NodeState};
 
 use super::{hermes, Proc, CLIENT_NAME};
 
@@ -87,7 +87,7 @@ impl TestCluster {
         let deadline = Instant::now() + timeout;
         let mut last = String::from("no answer");
         while Instant::now() < deadline {
-            if let Ok(client) = RemoteClient::connect(&config, NodeId(id)).await {
+            if let Ok(client) = super::connect(&config, NodeId(id)).await {
                 match client.status().await {
                     Ok(status)
                         if status.state == NodeState::Active && status.members.len() == members =>

@@ -87,3 +87,15 @@ impl Drop for Proc {
         self.kill9();
     }
 }
+
+/// Connects to node `id` with the certificates `config` names.
+pub async fn connect(
+    config: &hermes_node::ClientConfig,
+    id: hermes_core::NodeId,
+) -> Result<hermes_node::RemoteClient, hermes_node::RequestError> {
+    let tls = config
+        .tls
+        .load()
+        .map_err(|err| hermes_node::RequestError::InvalidArgument(err.to_string()))?;
+    hermes_node::RemoteClient::connect(config, &tls, id).await
+}

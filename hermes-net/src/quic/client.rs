@@ -22,7 +22,7 @@ use super::socket;
 use super::tasks::Tasks;
 use crate::certs::node_dns_name;
 use crate::frame::{self, BatchEncoder, Push, ReadFrameError};
-use crate::protocol::{Request, Response};
+use crate::protocol::{RequestEnvelope, ResponseEnvelope};
 use crate::tls::{self, CLIENT_ALPN};
 use crate::{NetError, TlsConfig};
 
@@ -79,7 +79,7 @@ pub struct Client<Req, Resp> {
     link: Link,
     /// The QUIC endpoint, for a QUIC connection.
     endpoint: Option<quinn::Endpoint>,
-    requests: mpsc::Sender<Request<Req>>,
+    requests: mpsc::Sender<RequestEnvelope<Req>>,
     pending: Arc<PendingMap<Resp>>,
     next_id: AtomicU64,
     tasks: Tasks,
@@ -258,7 +258,7 @@ where
         };
         if self
             .requests
-            .send(Request { id, body: request })
+            .send(RequestEnvelope { id, body: request })
             .await
             .is_err()
         {
@@ -319,7 +319,7 @@ async fn within<T>(
 async fn write_requests<Req: Serialize, Resp, W: AsyncWrite + Unpin>(
     link: Link,
     mut send: W,
-    mut queue: mpsc::Receiver<Request<Req>>,
+    mut queue: mpsc::Receiver<RequestEnvelope<Req>>,
     pending: Arc<PendingMap<Resp>>,
     options: ClientOptions,
 ) {
@@ -385,9 +385,9 @@ async fn read_responses<Resp: DeserializeOwned, R: AsyncRead + Unpin>(
                 };
             }
         }
-        match frame::decode_batch::<Response<Resp>>(&buf) {
+        match frame::decode_batch::<ResponseEnvelope<Resp>>(&buf) {
             Ok(batch) => {
-                for Response { id, body } in batch {
+                for ResponseEnvelope { id, body } in batch {
                     pending.complete(id, body.map_err(NetError::Refused));
                 }
             }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use super::link::{ClientConn, Link};
 use super::{close, ClientService, Common};
 use crate::frame::{self, BatchEncoder, Push, ReadFrameError};
-use crate::protocol::{Request, Response};
+use crate::protocol::{RequestEnvelope, ResponseEnvelope};
 use crate::stats::bump;
 use crate::{FrameError, NetError, ServerError};
 
@@ -27,7 +27,7 @@ pub struct ClientRequest<Req, Resp> {
 /// [`super::QuicTransport::bind_with_clients`].
 pub type Requests<Req, Resp> = mpsc::Receiver<ClientRequest<Req, Resp>>;
 
-type Outgoing<Resp> = mpsc::UnboundedSender<(Response<Resp>, OwnedSemaphorePermit)>;
+type Outgoing<Resp> = mpsc::UnboundedSender<(ResponseEnvelope<Resp>, OwnedSemaphorePermit)>;
 
 /// Sends the answer to one client request. Never blocks.
 ///
@@ -62,7 +62,9 @@ impl<Resp> Responder<Resp> {
 
     fn finish(&mut self, body: Result<Resp, ServerError>) -> bool {
         match self.answer.take() {
-            Some((tx, permit)) => tx.send((Response { id: self.id, body }, permit)).is_ok(),
+            Some((tx, permit)) => tx
+                .send((ResponseEnvelope { id: self.id, body }, permit))
+                .is_ok(),
             None => false,
         }
     }
@@ -162,11 +164,11 @@ async fn read_requests<Req, Resp, R>(
                 return reject_client_frame(&common, &link, reason)
             }
         }
-        let batch = match frame::decode_batch::<Request<Req>>(&buf) {
+        let batch = match frame::decode_batch::<RequestEnvelope<Req>>(&buf) {
             Ok(batch) => batch,
             Err(reason) => return reject_client_frame(&common, &link, reason),
         };
-        for Request { id, body } in batch {
+        for RequestEnvelope { id, body } in batch {
             let Ok(permit) = Arc::clone(&inflight).acquire_owned().await else {
                 return;
             };
@@ -194,7 +196,7 @@ async fn read_requests<Req, Resp, R>(
 
 async fn write_responses<Resp: Serialize + Send + 'static, W: AsyncWrite + Unpin>(
     mut send: W,
-    mut outgoing: mpsc::UnboundedReceiver<(Response<Resp>, OwnedSemaphorePermit)>,
+    mut outgoing: mpsc::UnboundedReceiver<(ResponseEnvelope<Resp>, OwnedSemaphorePermit)>,
     common: Arc<Common>,
 ) {
     let limits = common.limits;
@@ -222,7 +224,7 @@ async fn write_responses<Resp: Serialize + Send + 'static, W: AsyncWrite + Unpin
                 Err(e) => {
                     // Too large to ever send: answer with an error instead.
                     common.errors.record(e);
-                    let refusal: Response<Resp> = Response {
+                    let refusal: ResponseEnvelope<Resp> = ResponseEnvelope {
                         id: response.id,
                         body: Err(ServerError::ResponseTooLarge),
                     };

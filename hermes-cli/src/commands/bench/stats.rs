@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use hermes_node::NodeError;
+use hermes_node::RequestError;
 use serde_json::{json, Map, Value};
 
 use super::workload::OpKind;
@@ -117,22 +117,19 @@ impl LatencyHistogram {
 pub const PERCENTILES: [(&str, f64); 3] = [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)];
 
 /// The short name of a request error, as reported (`timeout`, `overloaded`, ...).
-pub fn error_name(error: &NodeError) -> &'static str {
+pub fn error_name(error: &RequestError) -> &'static str {
     match error {
-        NodeError::NotResponsible { .. } => "not_responsible",
-        NodeError::NoActiveReplicas(_) => "no_active_replicas",
-        NodeError::NetworkError(_) => "network_error",
-        NodeError::QuorumFailed { .. } => "quorum_failed",
-        NodeError::ValueNotFound => "value_not_found",
-        NodeError::Timeout { .. } => "timeout",
-        NodeError::Overloaded(_) => "overloaded",
-        NodeError::CasFailed => "cas_failed",
-        NodeError::Aborted => "aborted",
-        NodeError::InvalidArgument(_) => "invalid_argument",
-        NodeError::Config(_) => "config",
-        NodeError::Store(_) => "store",
-        NodeError::Io(_) => "io",
-        NodeError::Stopped => "stopped",
+        RequestError::NotResponsible { .. } => "not_responsible",
+        RequestError::NoActiveReplicas(_) => "no_active_replicas",
+        RequestError::NetworkError(_) => "network_error",
+        RequestError::QuorumFailed { .. } => "quorum_failed",
+        RequestError::ValueNotFound => "value_not_found",
+        RequestError::Timeout { .. } => "timeout",
+        RequestError::Overloaded(_) => "overloaded",
+        RequestError::CasFailed => "cas_failed",
+        RequestError::Aborted => "aborted",
+        RequestError::InvalidArgument(_) => "invalid_argument",
+        RequestError::Stopped => "stopped",
     }
 }
 

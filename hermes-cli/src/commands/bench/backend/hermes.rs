@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use hermes_core::{NodeId, Op, Outcome};
 use hermes_net::TlsConfig;
-use hermes_node::{ClientConfig, NodeError, RemoteClient};
+use hermes_node::{ClientConfig, RemoteClient, RequestError};
 
 use super::{Completion, Request};
 use crate::cli::ClientArgs;
@@ -84,7 +84,7 @@ async fn connect_all(
         .map(|&node| {
             let config = config.clone();
             let tls = tls.clone();
-            tokio::spawn(async move { RemoteClient::connect_with(&config, &tls, node).await })
+            tokio::spawn(async move { RemoteClient::connect(&config, &tls, node).await })
         })
         .collect();
     let mut connections = Vec::new();
@@ -111,12 +111,12 @@ pub async fn execute(connection: &RemoteClient, request: Request) -> Completion 
 }
 
 /// Sorts a node's answer to an operation of `kind`.
-fn complete(kind: OpKind, result: Result<Outcome, NodeError>) -> Completion {
+fn complete(kind: OpKind, result: Result<Outcome, RequestError>) -> Completion {
     match (kind, result) {
         (OpKind::Read, Ok(Outcome::Value(value))) => Completion::Read(value),
         (OpKind::Write, Ok(Outcome::Written { .. })) => Completion::Written,
         (OpKind::Cas, Ok(Outcome::Swapped { .. })) => Completion::Swapped,
-        (OpKind::Cas, Err(NodeError::CasFailed)) => Completion::ComparedDifferent,
+        (OpKind::Cas, Err(RequestError::CasFailed)) => Completion::ComparedDifferent,
         (_, Ok(_)) => Completion::Failed {
             name: UNEXPECTED_ANSWER,
             outcome_unknown: true,
@@ -125,7 +125,7 @@ fn complete(kind: OpKind, result: Result<Outcome, NodeError>) -> Completion {
         (_, Err(error)) => Completion::Failed {
             name: error_name(&error),
             outcome_unknown: error.outcome_unknown(),
-            pause: !matches!(error, NodeError::Aborted),
+            pause: !matches!(error, RequestError::Aborted),
         },
     }
 }
@@ -141,19 +141,19 @@ mod tests {
         let timeout = || {
             complete(
                 OpKind::Write,
-                Err(NodeError::Timeout {
+                Err(RequestError::Timeout {
                     outcome_unknown: true,
                 }),
             )
         };
         assert_eq!(completion_type(OpKind::Write, &timeout()), EventType::Info);
-        let overloaded = complete(OpKind::Write, Err(NodeError::Overloaded("full".into())));
+        let overloaded = complete(OpKind::Write, Err(RequestError::Overloaded("full".into())));
         assert_eq!(completion_type(OpKind::Write, &overloaded), EventType::Fail);
-        let aborted = complete(OpKind::Cas, Err(NodeError::Aborted));
+        let aborted = complete(OpKind::Cas, Err(RequestError::Aborted));
         assert_eq!(completion_type(OpKind::Cas, &aborted), EventType::Info);
-        let different = complete(OpKind::Cas, Err(NodeError::CasFailed));
+        let different = complete(OpKind::Cas, Err(RequestError::CasFailed));
         assert_eq!(completion_type(OpKind::Cas, &different), EventType::Fail);
-        let read_failed = complete(OpKind::Read, Err(NodeError::NetworkError("gone".into())));
+        let read_failed = complete(OpKind::Read, Err(RequestError::NetworkError("gone".into())));
         assert_eq!(completion_type(OpKind::Read, &read_failed), EventType::Fail);
         let absent = complete(OpKind::Read, Ok(Outcome::Value(None)));
         assert_eq!(completion_type(OpKind::Read, &absent), EventType::Ok);
