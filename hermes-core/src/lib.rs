@@ -43,6 +43,7 @@ pub mod message;
 pub mod node;
 pub mod op;
 pub mod replica;
+pub mod rng;
 pub mod sim;
 pub mod types;
 pub mod view;

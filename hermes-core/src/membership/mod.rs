@@ -24,7 +24,7 @@ pub use message::{Ballot, MembershipMessage, TransferEntry};
 
 use crate::config::Config;
 use crate::durability::Durability;
-use crate::sim::SimRng;
+use crate::rng::SeededRng;
 use crate::types::{Epoch, Instant, NodeId};
 use crate::view::View;
 use serde::{Deserialize, Serialize};
@@ -119,7 +119,7 @@ pub struct Membership {
     caught_up: BTreeSet<NodeId>,
     /// Nodes that asked to leave the cluster.
     leavers: BTreeSet<NodeId>,
-    rng: SimRng,
+    rng: SeededRng,
     outputs: VecDeque<MembershipOutput>,
     #[cfg(feature = "planted-bugs")]
     planted_bug: Option<crate::replica::PlantedBug>,
@@ -166,7 +166,7 @@ impl Membership {
             leavers: BTreeSet::new(),
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
-            rng: SimRng::new(u64::from(me.0) ^ (incarnation << 32)),
+            rng: SeededRng::new(u64::from(me.0) ^ (incarnation << 32)),
             outputs: VecDeque::new(),
         }
     }
