@@ -91,7 +91,7 @@ pub enum PlantedBug {
 
 /// A client request admitted and not yet answered.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Request {
+struct PendingRequest {
     op: Op,
     deadline: Instant,
     /// Whether an update for it was started (its outcome is then unknown until answered).
@@ -107,7 +107,7 @@ pub struct Replica {
     view: View,
     serving: bool,
     keys: KeyMap,
-    requests: BTreeMap<RequestId, Request>,
+    requests: BTreeMap<RequestId, PendingRequest>,
     request_deadlines: BTreeSet<(Instant, RequestId)>,
     key_deadlines: BTreeSet<(Instant, Key)>,
     /// Keys with stalled requests, re-examined when the view or the serving flag changes.
@@ -115,7 +115,7 @@ pub struct Replica {
     /// Keys whose stalled requests must be re-examined before the current input returns.
     to_resume: Vec<Key>,
     actions: VecDeque<Action>,
-    persistence: persist::Persistence,
+    durability_tracker: persist::DurabilityTracker,
     stats: Stats,
     #[cfg(feature = "planted-bugs")]
     planted_bug: Option<PlantedBug>,
@@ -139,7 +139,7 @@ impl Replica {
             stalled: BTreeSet::new(),
             to_resume: Vec::new(),
             actions: VecDeque::new(),
-            persistence: persist::Persistence::default(),
+            durability_tracker: persist::DurabilityTracker::default(),
             stats: Stats::default(),
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,

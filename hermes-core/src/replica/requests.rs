@@ -1,6 +1,6 @@
 //! Client requests: validation, admission bounds, running, stalling and resuming.
 
-use super::{KeyEntry, KeyState, Replica, Request, UpdateKind};
+use super::{KeyEntry, KeyState, PendingRequest, Replica, UpdateKind};
 use crate::op::{Op, Outcome, RequestError, RequestId};
 use crate::types::{Instant, Key};
 
@@ -49,7 +49,7 @@ impl Replica {
         let deadline = now + self.config.request_timeout();
         self.requests.insert(
             id,
-            Request {
+            PendingRequest {
                 op,
                 deadline,
                 coordinating: false,

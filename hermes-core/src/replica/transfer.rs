@@ -93,7 +93,7 @@ impl Replica {
             .map(|(key, _)| key.clone())
             .collect();
         self.keys.clear();
-        self.forget_persistence();
+        self.forget_durability();
         self.erase_records(held);
         self.key_deadlines.clear();
         self.request_deadlines.clear();
