@@ -42,9 +42,11 @@ pub mod membership;
 pub mod message;
 pub mod node;
 pub mod op;
+pub mod peer_numbers;
 pub mod replica;
 pub mod rng;
 pub mod sim;
+pub mod timer;
 pub mod types;
 pub mod view;
 
@@ -57,5 +59,6 @@ pub use message::{Ack, Inv, Message, Val};
 pub use node::{Node, NodeState};
 pub use op::{Op, OpResult, Outcome, RequestError, RequestId};
 pub use replica::{KeyState, PlantedBug, Replica, Stats};
+pub use timer::{Timer, TimerTable};
 pub use types::{Epoch, Instant, Key, NodeId, Record, Ts, Value};
 pub use view::View;

@@ -372,6 +372,7 @@ impl NodeConfig {
             hermes_core::CoreError::InvalidConfig { field, reason } => {
                 format!("protocol.{field}: {reason}")
             }
+            other => other.to_string(),
         })?;
         self.quic_config(empty_tls())
             .validate()

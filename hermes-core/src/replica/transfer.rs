@@ -95,8 +95,7 @@ impl Replica {
         self.keys.clear();
         self.forget_durability();
         self.erase_records(held);
-        self.key_deadlines.clear();
-        self.request_deadlines.clear();
+        self.timers.clear();
         self.stalled.clear();
         self.to_resume.clear();
     }
