@@ -13,4 +13,12 @@ pub enum CoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The saved membership state's incarnation leaves no room for a new one (at most
+    /// [`crate::peer_numbers::INCARNATION_MAX`]): the node cannot restart without reusing
+    /// timestamps of an earlier life.
+    #[error("incarnation {incarnation} is the last one a node may have; it cannot restart")]
+    IncarnationsExhausted {
+        /// The saved incarnation.
+        incarnation: u64,
+    },
 }

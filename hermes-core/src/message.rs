@@ -68,15 +68,3 @@ pub struct Val {
     /// The sender's epoch.
     pub epoch: Epoch,
 }
-
-impl Message {
-    /// The key the message is about, for replication messages.
-    pub fn key(&self) -> Option<&Key> {
-        match self {
-            Message::Inv(inv) => Some(&inv.key),
-            Message::Ack(ack) => Some(&ack.key),
-            Message::Val(val) => Some(&val.key),
-            Message::Membership(_) => None,
-        }
-    }
-}

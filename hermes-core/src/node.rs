@@ -25,7 +25,9 @@ use crate::error::CoreError;
 use crate::membership::{DurableMembership, Membership, MembershipMessage, MembershipOutput};
 use crate::message::Message;
 use crate::op::{Op, RequestId};
-use crate::replica::Replica;
+use crate::peer_numbers::INCARNATION_MAX;
+use crate::replica::{Replica, Stats};
+use crate::timer::{Timer, TimerTable};
 use crate::types::{Epoch, Instant, Key, NodeId, Record, Value};
 use crate::view::View;
 use std::collections::VecDeque;
@@ -38,8 +40,6 @@ struct Transfer {
     /// Resume after this key.
     after: Option<Key>,
     donor: NodeId,
-    /// When to ask again (another donor) if no chunk arrived.
-    retry_at: Instant,
     done: bool,
     /// Under `sync` durability, the last `Persist` emitted when the copy completed: the shadow
     /// reports caught up only once it is durable.
@@ -76,7 +76,9 @@ pub struct Node {
     /// The replica holds no trusted state (restart, removal) until this incarnation is in a view.
     rejoining: bool,
     transfer: Option<Transfer>,
-    next_join: Instant,
+    /// [`Timer::JoinRetry`] while this node needs to (re)join, [`Timer::TransferRetry`] while a
+    /// state transfer is in progress.
+    timers: TimerTable,
     /// This node asked to leave: once removed it does not rejoin.
     leaving: bool,
     /// Restarted with its store's records ([`Node::recover`]): once a member again, it replays
@@ -93,17 +95,20 @@ impl Node {
         let mut actions = VecDeque::new();
         // The initial view is durable before anything else happens.
         actions.push_back(Action::SaveMembership(membership.durable()));
-        Ok(Node {
+        let mut node = Node {
             config,
             replica,
             membership,
             rejoining: false,
             transfer: None,
-            next_join: now,
+            timers: TimerTable::default(),
             leaving: false,
             recovered: false,
             actions,
-        })
+        };
+        node.timers.set(Timer::JoinRetry, now);
+        node.stop_join_unless_needed();
+        Ok(node)
     }
 
     /// A node restarting from its saved membership state, with empty data: it serves and
@@ -125,7 +130,13 @@ impl Node {
         keeps_records: bool,
         now: Instant,
     ) -> Result<Self, CoreError> {
-        let incarnation = saved.incarnation + 1;
+        let incarnation = saved
+            .incarnation
+            .checked_add(1)
+            .filter(|i| *i <= INCARNATION_MAX)
+            .ok_or(CoreError::IncarnationsExhausted {
+                incarnation: saved.incarnation,
+            })?;
         let mut membership = Membership::restore(&config, saved, incarnation, now);
         if !keeps_records {
             // Without its records the store vouches for nothing: it rejoins as a shadow.
@@ -145,11 +156,12 @@ impl Node {
             membership,
             rejoining: true,
             transfer: None,
-            next_join: now,
+            timers: TimerTable::default(),
             leaving: false,
             recovered: false,
             actions: VecDeque::new(),
         };
+        node.timers.set(Timer::JoinRetry, now);
         node.actions
             .push_back(Action::SaveMembership(node.membership.durable()));
         Ok(node)
@@ -203,9 +215,21 @@ impl Node {
         self.sync(now);
     }
 
-    /// Handles a message from `from`.
+    /// Handles a message from `from`. A message carrying a number out of range is dropped and
+    /// counted ([`crate::peer_numbers`], [`Node::stats`]).
     pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
         self.refresh_serving(now);
+        if let Message::Membership(
+            m @ (MembershipMessage::TransferRequest { .. }
+            | MembershipMessage::TransferChunk { .. }),
+        ) = &msg
+        {
+            // The node serves state transfer itself; the membership service checks the numbers.
+            if !self.membership.admit(from, m) {
+                self.sync(now);
+                return;
+            }
+        }
         match msg {
             Message::Membership(MembershipMessage::TransferRequest { epoch, after }) => {
                 self.on_transfer_request(from, epoch, after)
@@ -241,43 +265,70 @@ impl Node {
         self.sync(now);
     }
 
-    /// Fires every deadline at or before `now`.
+    /// Fires every deadline at or before `now`: the membership's, the replica's, then the
+    /// node's own ([`Timer::JoinRetry`], [`Timer::TransferRetry`]).
     pub fn handle_timeout(&mut self, now: Instant) {
         self.membership.handle_timeout(now);
         self.replica.handle_timeout(now);
-        if self.needs_join() && now >= self.next_join {
-            self.next_join = now + self.config.heartbeat_interval() * 4;
-            let incarnation = self.membership.incarnation();
-            let me = self.id();
-            let peers: Vec<NodeId> = self
-                .membership
-                .view()
-                .replicas()
-                .filter(|n| *n != me)
-                .collect();
-            let complete_store = self.membership.complete_store();
-            for to in peers {
-                let msg = MembershipMessage::Join {
-                    incarnation,
-                    complete_store,
-                };
-                self.actions.push_back(Action::Send {
-                    to,
-                    msg: Message::Membership(msg),
-                });
-            }
-        }
-        if let Some(transfer) = &self.transfer {
-            if now >= transfer.retry_at {
-                if transfer.done {
-                    // Not promoted yet: the CaughtUp may have been lost.
-                    self.announce_caught_up(now);
-                } else {
-                    self.request_chunk(now, true);
+        for timer in self.timers.pop_expired(now) {
+            match timer {
+                Timer::JoinRetry => self.send_joins(now),
+                Timer::TransferRetry => {
+                    if self.transfer.as_ref().is_some_and(|t| t.done) {
+                        // Not promoted yet: the CaughtUp may have been lost.
+                        self.announce_caught_up(now);
+                    } else {
+                        self.request_chunk(now, true);
+                    }
                 }
+                // Armed only in the replica's and the membership's tables.
+                Timer::Request(_)
+                | Timer::Key(_)
+                | Timer::LeaseExpiry
+                | Timer::FrozenCheck
+                | Timer::Heartbeat
+                | Timer::PromiseRelease
+                | Timer::ProposalTimeout
+                | Timer::ProposeTurn => {}
             }
         }
         self.sync(now);
+    }
+
+    /// Asks every other replica of the view to let this node (re)join, and again later.
+    fn send_joins(&mut self, now: Instant) {
+        if !self.needs_join() {
+            return;
+        }
+        self.timers
+            .set(Timer::JoinRetry, now + self.config.heartbeat_interval() * 4);
+        let incarnation = self.membership.incarnation();
+        let me = self.id();
+        let peers: Vec<NodeId> = self
+            .membership
+            .view()
+            .replicas()
+            .filter(|n| *n != me)
+            .collect();
+        let complete_store = self.membership.complete_store();
+        for to in peers {
+            let msg = MembershipMessage::Join {
+                incarnation,
+                complete_store,
+            };
+            self.actions.push_back(Action::Send {
+                to,
+                msg: Message::Membership(msg),
+            });
+        }
+    }
+
+    /// Disarms [`Timer::JoinRetry`] while this node has no need to join (checked after every
+    /// input, so it never wakes the driver for nothing).
+    fn stop_join_unless_needed(&mut self) {
+        if !self.needs_join() {
+            self.timers.stop(Timer::JoinRetry);
+        }
     }
 
     // ----- outputs and getters ------------------------------------------------------------
@@ -291,20 +342,22 @@ impl Node {
     /// The earliest deadline at which [`handle_timeout`](Self::handle_timeout) has work.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.membership.poll_timeout();
-        let mut consider = |t: Option<Instant>| {
-            if let Some(t) = t {
-                next = Some(next.map_or(t, |n| n.min(t)));
-            }
-        };
-        consider(self.replica.poll_timeout());
-        if self.needs_join() {
-            consider(Some(self.next_join));
-        }
-        if let Some(transfer) = &self.transfer {
-            consider(Some(transfer.retry_at));
-        }
-        next
+        [
+            self.membership.poll_timeout(),
+            self.replica.poll_timeout(),
+            self.timers.next_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The replica's counters, with the messages the membership service dropped for numbers
+    /// out of range added to [`Stats::dropped_peer_numbers`].
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.replica.stats().clone();
+        stats.dropped_peer_numbers += self.membership.dropped_peer_numbers();
+        stats
     }
 
     /// The read fast path: the value (`None` = not found) if a read can be answered locally now.
@@ -402,6 +455,7 @@ impl Node {
             }
         }
         self.refresh_serving(now);
+        self.stop_join_unless_needed();
         while let Some(action) = self.replica.poll_action() {
             self.actions.push_back(action);
         }
@@ -414,13 +468,19 @@ impl Node {
             // Removed: the old state must never be served again, and timestamps it may have
             // created and lost must never be created again.
             self.replica.abandon_all();
-            let incarnation = self.membership.bump_incarnation();
-            self.replica
-                .set_incarnation(u32::try_from(incarnation).unwrap_or(u32::MAX));
+            match self.membership.bump_incarnation() {
+                Some(incarnation) => {
+                    self.replica
+                        .set_incarnation(u32::try_from(incarnation).unwrap_or(u32::MAX));
+                    self.timers.set(Timer::JoinRetry, now);
+                }
+                // No incarnation is left to rejoin under without reusing timestamps: stay out.
+                None => self.leaving = true,
+            }
             self.rejoining = true;
             self.recovered = false;
             self.transfer = None;
-            self.next_join = now;
+            self.timers.stop(Timer::TransferRetry);
         }
         if self.rejoining
             && view.contains(me)
@@ -443,14 +503,15 @@ impl Node {
                     epoch: view.epoch,
                     after: None,
                     donor: me,
-                    retry_at: now,
                     done: false,
                     durable_at: PersistToken(0),
                 });
+                self.timers.set(Timer::TransferRetry, now);
                 self.request_chunk(now, true);
             }
         } else if view.is_member(me) {
             self.transfer = None;
+            self.timers.stop(Timer::TransferRetry);
             if self.recovered && !self.rejoining {
                 // Back as a member: settle the recovered records nobody validated.
                 self.recovered = false;
@@ -481,9 +542,12 @@ impl Node {
                 .iter()
                 .find(|n| **n > transfer.donor)
                 .or(members.first());
-            transfer.donor = *next.unwrap_or(&members[0]);
+            if let Some(next) = next {
+                transfer.donor = *next;
+            }
         }
-        transfer.retry_at = now + self.config.heartbeat_interval() * 10;
+        let retry_at = now + self.config.heartbeat_interval() * 10;
+        self.timers.set(Timer::TransferRetry, retry_at);
         let msg = MembershipMessage::TransferRequest {
             epoch: transfer.epoch,
             after: transfer.after.clone(),
@@ -556,7 +620,10 @@ impl Node {
         let Some(transfer) = self.transfer.as_mut() else {
             return;
         };
-        transfer.retry_at = now + self.config.heartbeat_interval() * 4;
+        self.timers.set(
+            Timer::TransferRetry,
+            now + self.config.heartbeat_interval() * 4,
+        );
         if self.config.durability == Durability::Sync {
             if durable < transfer.durable_at {
                 return; // handle_persisted announces it

@@ -51,11 +51,6 @@ impl Op {
             }
         }
     }
-
-    /// Whether the operation changes the key (anything but a read).
-    pub fn is_update(&self) -> bool {
-        !matches!(self, Op::Read { .. })
-    }
 }
 
 /// The successful outcome of an operation.

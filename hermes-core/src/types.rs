@@ -29,6 +29,13 @@ impl fmt::Display for NodeId {
 )]
 pub struct Epoch(pub u64);
 
+impl Epoch {
+    /// The epoch after this one, `None` for the last one (`u64::MAX`), which has no successor.
+    pub fn next(self) -> Option<Epoch> {
+        self.0.checked_add(1).map(Epoch)
+    }
+}
+
 impl fmt::Display for Epoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "e{}", self.0)
@@ -62,6 +69,11 @@ impl Ts {
         incarnation: 0,
     };
 
+    /// The highest version a timestamp may carry. A write adds 2 to the version it starts from, so
+    /// this leaves room for one write above any version a peer may send; a key whose next version
+    /// would pass it can no longer be updated (see [`crate::peer_numbers`]).
+    pub const VERSION_MAX: u64 = u64::MAX - 2;
+
     /// Creates a timestamp of incarnation 0.
     pub const fn new(version: u64, node: NodeId) -> Self {
         Ts {
@@ -79,14 +91,21 @@ impl Ts {
         }
     }
 
-    /// The timestamp a write coordinated by `node` takes over `self` (version + 2).
-    pub fn next_write(self, node: NodeId) -> Ts {
-        Ts::new(self.version + 2, node)
+    /// The timestamp a write coordinated by `node` takes over `self` (version + 2), `None` if it
+    /// would pass [`Ts::VERSION_MAX`].
+    pub fn next_write(self, node: NodeId) -> Option<Ts> {
+        self.next_version(2, node)
     }
 
-    /// The timestamp an RMW coordinated by `node` takes over `self` (version + 1).
-    pub fn next_rmw(self, node: NodeId) -> Ts {
-        Ts::new(self.version + 1, node)
+    /// The timestamp an RMW coordinated by `node` takes over `self` (version + 1), `None` if it
+    /// would pass [`Ts::VERSION_MAX`].
+    pub fn next_rmw(self, node: NodeId) -> Option<Ts> {
+        self.next_version(1, node)
+    }
+
+    fn next_version(self, step: u64, node: NodeId) -> Option<Ts> {
+        let version = self.version.checked_add(step)?;
+        (version <= Ts::VERSION_MAX).then(|| Ts::new(version, node))
     }
 
     /// Whether this timestamp was created by `node` in `incarnation`.
@@ -183,8 +202,24 @@ mod tests {
     fn ts_orders_by_version_then_node() {
         assert!(Ts::new(2, NodeId(1)) > Ts::new(1, NodeId(9)));
         assert!(Ts::new(2, NodeId(2)) > Ts::new(2, NodeId(1)));
-        assert_eq!(Ts::ZERO.next_write(NodeId(3)), Ts::new(2, NodeId(3)));
-        assert_eq!(Ts::ZERO.next_rmw(NodeId(3)), Ts::new(1, NodeId(3)));
+        assert_eq!(Ts::ZERO.next_write(NodeId(3)), Some(Ts::new(2, NodeId(3))));
+        assert_eq!(Ts::ZERO.next_rmw(NodeId(3)), Some(Ts::new(1, NodeId(3))));
+    }
+
+    #[test]
+    fn no_timestamp_or_epoch_is_created_past_the_limit() {
+        let last_write = Ts::new(Ts::VERSION_MAX - 2, NodeId(1));
+        assert_eq!(
+            last_write.next_write(NodeId(1)),
+            Some(Ts::new(Ts::VERSION_MAX, NodeId(1)))
+        );
+        assert_eq!(
+            Ts::new(Ts::VERSION_MAX - 1, NodeId(1)).next_write(NodeId(1)),
+            None
+        );
+        assert_eq!(Ts::new(u64::MAX, NodeId(1)).next_rmw(NodeId(1)), None);
+        assert_eq!(Epoch(u64::MAX).next(), None);
+        assert_eq!(Epoch(1).next(), Some(Epoch(2)));
     }
 
     #[test]

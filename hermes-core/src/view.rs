@@ -56,9 +56,4 @@ impl View {
     pub fn majority(&self) -> usize {
         self.members.len() / 2 + 1
     }
-
-    /// The number of replicas (members and shadows).
-    pub fn replica_count(&self) -> usize {
-        self.members.len() + self.shadows.len()
-    }
 }

@@ -295,6 +295,7 @@ impl NodeConfig {
             hermes_core::CoreError::InvalidConfig { field, reason } => {
                 format!("protocol.{field}: {reason}")
             }
+            other => other.to_string(),
         })?;
         self.network
             .validate()

@@ -84,7 +84,7 @@ impl Membership {
             let until = *sent + self.lease;
             if until > self.lease_until {
                 self.lease_until = until;
-                self.lease_watch = Some(until);
+                self.timers.set(crate::timer::Timer::LeaseExpiry, until);
             }
         }
     }

@@ -24,7 +24,9 @@ pub use message::{Ballot, MembershipMessage, TransferEntry};
 
 use crate::config::Config;
 use crate::durability::Durability;
-use crate::sim::SimRng;
+use crate::peer_numbers::{self, Verdict, INCARNATION_MAX};
+use crate::rng::SeededRng;
+use crate::timer::{Timer, TimerTable};
 use crate::types::{Epoch, Instant, NodeId};
 use crate::view::View;
 use serde::{Deserialize, Serialize};
@@ -72,7 +74,6 @@ struct Proposal {
     promises: BTreeMap<NodeId, Option<(Ballot, View)>>,
     accepting: bool,
     accepts: BTreeSet<NodeId>,
-    deadline: Instant,
 }
 
 /// One node's membership state; see the module docs.
@@ -96,22 +97,17 @@ pub struct Membership {
     /// When this node first promised for the next epoch; from then on it grants no lease, so
     /// the epoch must be closed by some decided view (if need be, the same members again).
     frozen_since: Option<Instant>,
-    /// When to check that the frozen epoch got closed.
-    frozen_check: Option<Instant>,
+    /// Promises waiting for the leases this node granted to run out ([`Timer::PromiseRelease`]).
     queued_promises: Vec<(NodeId, Ballot)>,
     // Lease holder.
     round: u64,
     rounds: BTreeMap<u64, (Instant, BTreeSet<NodeId>)>,
     lease_until: Instant,
-    /// The lease expiry still to be reported through a timeout (so serving stops on time).
-    lease_watch: Option<Instant>,
-    next_heartbeat: Instant,
     // Failure detection.
     last_heard: BTreeMap<NodeId, Instant>,
     // Proposer.
     proposal: Option<Proposal>,
     round_seen: u64,
-    propose_after: Option<Instant>,
     /// Joiners waiting to be added, with their incarnation and whether their store holds every
     /// acknowledged write (`sync` durability, see [`MembershipMessage::Join`]).
     joiners: BTreeMap<NodeId, (u64, bool)>,
@@ -119,7 +115,11 @@ pub struct Membership {
     caught_up: BTreeSet<NodeId>,
     /// Nodes that asked to leave the cluster.
     leavers: BTreeSet<NodeId>,
-    rng: SimRng,
+    rng: SeededRng,
+    /// Heartbeats, lease expiry, promise release, proposal timeout and back-off, frozen check.
+    timers: TimerTable,
+    /// Messages dropped because a number they carry is out of range ([`crate::peer_numbers`]).
+    dropped_peer_numbers: u64,
     outputs: VecDeque<MembershipOutput>,
     #[cfg(feature = "planted-bugs")]
     planted_bug: Option<crate::replica::PlantedBug>,
@@ -136,6 +136,8 @@ impl Membership {
         let complete_store = config.durability == Durability::Sync
             && view.is_member(me)
             && view.incarnation(me) == incarnation;
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Heartbeat, now);
         Membership {
             me,
             incarnation,
@@ -150,23 +152,21 @@ impl Membership {
             accepted: None,
             grants_until: Instant::ZERO,
             frozen_since: None,
-            frozen_check: None,
             queued_promises: Vec::new(),
             round: 0,
             rounds: BTreeMap::new(),
             lease_until: Instant::ZERO,
-            lease_watch: None,
-            next_heartbeat: now,
             last_heard,
             proposal: None,
             round_seen: 0,
-            propose_after: None,
             joiners: BTreeMap::new(),
             caught_up: BTreeSet::new(),
             leavers: BTreeSet::new(),
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
-            rng: SimRng::new(u64::from(me.0) ^ (incarnation << 32)),
+            rng: SeededRng::new(u64::from(me.0) ^ (incarnation << 32)),
+            timers,
+            dropped_peer_numbers: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -273,13 +273,41 @@ impl Membership {
         }
     }
 
-    /// Starts a new incarnation (after this node's state was discarded) and saves it.
-    pub(crate) fn bump_incarnation(&mut self) -> u64 {
-        self.incarnation += 1;
+    /// Starts a new incarnation (after this node's state was discarded) and saves it; `None`
+    /// when the incarnations are exhausted ([`INCARNATION_MAX`]): the node must not rejoin.
+    pub(crate) fn bump_incarnation(&mut self) -> Option<u64> {
+        let incarnation = self
+            .incarnation
+            .checked_add(1)
+            .filter(|i| *i <= INCARNATION_MAX)?;
+        self.incarnation = incarnation;
         self.complete_store = false;
         self.outputs
             .push_back(MembershipOutput::Save(self.durable()));
-        self.incarnation
+        Some(incarnation)
+    }
+
+    /// Messages dropped because a number they carry is out of range ([`crate::peer_numbers`]).
+    pub fn dropped_peer_numbers(&self) -> u64 {
+        self.dropped_peer_numbers
+    }
+
+    /// Checks the numbers of a message from `from` ([`crate::peer_numbers`]): returns whether
+    /// to handle it; otherwise it is counted and, if this node lags, the sender is asked for
+    /// its view.
+    pub(crate) fn admit(&mut self, from: NodeId, msg: &MembershipMessage) -> bool {
+        match peer_numbers::check_membership(msg, self.view.epoch) {
+            Verdict::Admit => true,
+            Verdict::Drop => {
+                self.dropped_peer_numbers += 1;
+                false
+            }
+            Verdict::DropAndAskView => {
+                self.dropped_peer_numbers += 1;
+                self.send(from, MembershipMessage::ViewRequest);
+                false
+            }
+        }
     }
 
     /// This node restarted without its records: its store no longer vouches for anything.
@@ -325,53 +353,49 @@ impl Membership {
         self.outputs.pop_front()
     }
 
-    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work.
+    /// The earliest instant at which [`handle_timeout`](Self::handle_timeout) has work (the
+    /// next heartbeat at the latest).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut next = self.next_heartbeat;
-        if let Some(expiry) = self.lease_watch {
-            next = next.min(expiry);
-        }
-        if !self.queued_promises.is_empty() {
-            next = next.min(self.grants_until);
-        }
-        if let Some(proposal) = &self.proposal {
-            next = next.min(proposal.deadline);
-        }
-        if let Some(at) = self.propose_after {
-            next = next.min(at);
-        }
-        if let Some(at) = self.frozen_check {
-            next = next.min(at);
-        }
-        Some(next)
+        self.timers.next_timeout()
     }
 
     /// Sends heartbeats, answers promises whose wait is over, retries proposals and proposes view
     /// changes for suspected nodes, joiners and caught-up shadows.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.lease_watch.is_some_and(|t| now >= t) {
-            self.lease_watch = None;
+        let mut turn_came = false;
+        for timer in self.timers.pop_expired(now) {
+            match timer {
+                // The node re-reads the lease after every input, so serving stops on time.
+                Timer::LeaseExpiry => {}
+                // `propose_when_due` below closes an epoch frozen for too long.
+                Timer::FrozenCheck => {}
+                Timer::Heartbeat => {
+                    self.timers
+                        .set(Timer::Heartbeat, now + self.heartbeat_interval);
+                    self.send_heartbeats(now);
+                }
+                Timer::PromiseRelease => self.release_promises(now),
+                Timer::ProposalTimeout => {
+                    self.drop_proposal();
+                    self.back_off(now);
+                }
+                Timer::ProposeTurn => turn_came = true,
+                // Armed only in the replica's and the node's tables.
+                Timer::Request(_) | Timer::Key(_) | Timer::JoinRetry | Timer::TransferRetry => {}
+            }
         }
-        if self.frozen_check.is_some_and(|t| now >= t) {
-            self.frozen_check = None;
-        }
-        if now >= self.next_heartbeat {
-            self.next_heartbeat = now + self.heartbeat_interval;
-            self.send_heartbeats(now);
-        }
-        if !self.queued_promises.is_empty() && now >= self.grants_until {
-            self.release_promises(now);
-        }
-        if self.proposal.as_ref().is_some_and(|p| now >= p.deadline) {
-            self.proposal = None;
-            self.back_off(now);
-        }
-        self.consider_proposing(now);
+        self.propose_when_due(now, turn_came);
     }
 
     /// Handles a membership message from `from`.
+    ///
+    /// A message carrying a number out of range is dropped and counted
+    /// ([`crate::peer_numbers`]); it still shows that its sender is alive.
     pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: MembershipMessage) {
         self.last_heard.insert(from, now);
+        if !self.admit(from, &msg) {
+            return;
+        }
         match msg {
             MembershipMessage::Heartbeat { epoch, round } => {
                 self.on_heartbeat(now, from, epoch, round)
@@ -454,10 +478,11 @@ impl Membership {
         self.promised = Ballot::default();
         self.accepted = None;
         self.frozen_since = None;
-        self.frozen_check = None;
+        self.timers.stop(Timer::FrozenCheck);
         self.queued_promises.clear();
-        self.proposal = None;
-        self.propose_after = None;
+        self.timers.stop(Timer::PromiseRelease);
+        self.drop_proposal();
+        self.timers.stop(Timer::ProposeTurn);
         self.rounds.clear();
         self.joiners
             .retain(|n, (inc, _)| !view.contains(*n) || view.incarnation(*n) < *inc);
@@ -470,7 +495,13 @@ impl Membership {
             .push_back(MembershipOutput::Save(self.durable()));
         self.outputs.push_back(MembershipOutput::Install(view));
         // Renew the lease in the new epoch at once.
-        self.next_heartbeat = now;
+        self.timers.set(Timer::Heartbeat, now);
+    }
+
+    /// Forgets the proposal in flight, if any.
+    pub(super) fn drop_proposal(&mut self) {
+        self.proposal = None;
+        self.timers.stop(Timer::ProposalTimeout);
     }
 
     /// How long a frozen acceptor waits for a decision before it proposes one itself.
@@ -482,7 +513,8 @@ impl Membership {
     pub(super) fn freeze(&mut self, now: Instant) {
         if self.frozen_since.is_none() {
             self.frozen_since = Some(now);
-            self.frozen_check = Some(now + self.frozen_patience());
+            self.timers
+                .set(Timer::FrozenCheck, now + self.frozen_patience());
         }
     }
 
@@ -490,7 +522,10 @@ impl Membership {
     fn back_off(&mut self, now: Instant) {
         let base = self.heartbeat_interval.as_micros() as u64;
         let jitter = self.rng.below(4 * base + 1);
-        self.propose_after = Some(now + Duration::from_micros(base + jitter));
+        self.timers.set(
+            Timer::ProposeTurn,
+            now + Duration::from_micros(base + jitter),
+        );
     }
 
     fn on_join(&mut self, now: Instant, from: NodeId, incarnation: u64, complete_store: bool) {
@@ -523,7 +558,7 @@ impl Membership {
     /// The view this node would like next, if it differs from the installed one.
     fn desired_view(&self, now: Instant) -> Option<View> {
         let mut next = self.view.clone();
-        next.epoch = Epoch(self.view.epoch.0 + 1);
+        next.epoch = self.view.epoch.next()?;
         let suspects = self.suspects(now);
         let alive_members = self
             .view
@@ -578,8 +613,14 @@ impl Membership {
     /// Proposes a view change if one is wanted and it is this node's turn: the lowest-id member
     /// that is not suspected goes first, the others after a randomised back-off.
     fn consider_proposing(&mut self, now: Instant) {
+        self.propose_when_due(now, false);
+    }
+
+    /// [`consider_proposing`](Self::consider_proposing); with `turn_came`, the back-off
+    /// ([`Timer::ProposeTurn`]) has just run out.
+    fn propose_when_due(&mut self, now: Instant, turn_came: bool) {
         if self.proposal.is_some() || !self.view.is_member(self.me) {
-            self.propose_after = None;
+            self.timers.stop(Timer::ProposeTurn);
             return;
         }
         let target = match self.desired_view(now) {
@@ -591,29 +632,39 @@ impl Membership {
                 .is_some_and(|t| now.saturating_since(t) >= self.frozen_patience()) =>
             {
                 let mut same = self.view.clone();
-                same.epoch = Epoch(self.view.epoch.0 + 1);
+                match self.view.epoch.next() {
+                    Some(next) => same.epoch = next,
+                    None => {
+                        // The last epoch: no view can follow it.
+                        self.timers.stop(Timer::ProposeTurn);
+                        return;
+                    }
+                }
                 same
             }
             None => {
-                self.propose_after = None;
+                self.timers.stop(Timer::ProposeTurn);
                 return;
             }
         };
-        match self.propose_after {
-            Some(turn) if now < turn => return,
-            Some(_) => {} // our turn has come
-            None => {
-                let suspects = self.suspects(now);
-                let first = self.view.members.iter().find(|n| !suspects.contains(n));
-                if first != Some(&self.me) {
-                    self.back_off(now);
-                    let extra = self.heartbeat_interval * 4;
-                    self.propose_after = self.propose_after.map(|t| t + extra);
-                    return;
+        let turn = self.timers.get(&Timer::ProposeTurn);
+        let turn_came = turn_came || turn.is_some_and(|t| now >= t);
+        if !turn_came {
+            if turn.is_some() {
+                return; // backing off
+            }
+            let suspects = self.suspects(now);
+            let first = self.view.members.iter().find(|n| !suspects.contains(n));
+            if first != Some(&self.me) {
+                self.back_off(now);
+                let extra = self.heartbeat_interval * 4;
+                if let Some(turn) = self.timers.get(&Timer::ProposeTurn) {
+                    self.timers.set(Timer::ProposeTurn, turn + extra);
                 }
+                return;
             }
         }
-        self.propose_after = None;
+        self.timers.stop(Timer::ProposeTurn);
         self.propose(now, target);
     }
 }

@@ -1,6 +1,7 @@
 //! Single-decree Paxos per epoch: the acceptor and proposer roles of a view change.
 
 use super::{Ballot, Membership, MembershipMessage, MembershipOutput, Proposal};
+use crate::timer::Timer;
 use crate::types::{Epoch, Instant, NodeId};
 use crate::view::View;
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,14 +9,19 @@ use std::collections::{BTreeMap, BTreeSet};
 impl Membership {
     /// Starts phase 1 for `target` with a ballot above every round seen.
     pub(super) fn propose(&mut self, now: Instant, target: View) {
-        self.round_seen += 1;
+        // Rounds received are below `u64::MAX` (see `peer_numbers`); a restored one may not be.
+        let Some(round) = self.round_seen.checked_add(1) else {
+            return;
+        };
+        self.round_seen = round;
         let ballot = Ballot {
-            round: self.round_seen,
+            round,
             node: self.me,
         };
         let epoch = target.epoch;
         // Long enough for acceptors to wait out their lease grants.
         let deadline = now + self.grant_wait * 2 + self.heartbeat_interval * 4;
+        self.timers.set(Timer::ProposalTimeout, deadline);
         self.proposal = Some(Proposal {
             epoch,
             ballot,
@@ -23,7 +29,6 @@ impl Membership {
             promises: BTreeMap::new(),
             accepting: false,
             accepts: BTreeSet::new(),
-            deadline,
         });
         let members: Vec<NodeId> = self.view.members.iter().copied().collect();
         for to in members {
@@ -40,18 +45,15 @@ impl Membership {
         }
     }
 
-    /// Checks the epoch of a Paxos message against ours; answers laggards and catches up.
+    /// Checks the epoch of a Paxos message against ours and answers laggards. A message about
+    /// an epoch beyond our next one never gets here: `peer_numbers` drops it, and we ask the
+    /// sender for its view.
     fn paxos_epoch_ok(&mut self, from: NodeId, epoch: Epoch) -> bool {
-        let next = Epoch(self.view.epoch.0 + 1);
-        if epoch < next {
+        if self.view.epoch.next().is_none_or(|next| epoch < next) {
             if from != self.me {
                 let view = self.view.clone();
                 self.send(from, MembershipMessage::Decided { view });
             }
-            return false;
-        }
-        if epoch > next {
-            self.send(from, MembershipMessage::ViewRequest);
             return false;
         }
         self.view.is_member(self.me)
@@ -76,13 +78,19 @@ impl Membership {
         self.queued_promises.push((from, ballot));
         if now >= self.grants_until || self.has_bug(crate::replica::PlantedBug::SkipLeaseWait) {
             self.release_promises(now);
+        } else {
+            self.timers.set(Timer::PromiseRelease, self.grants_until);
         }
     }
 
     /// Sends the promises whose lease wait is over (only for ballots still promised).
     pub(super) fn release_promises(&mut self, now: Instant) {
-        let epoch = Epoch(self.view.epoch.0 + 1);
+        self.timers.stop(Timer::PromiseRelease);
         let queued = std::mem::take(&mut self.queued_promises);
+        // Promises are queued only for the next epoch, which therefore exists.
+        let Some(epoch) = self.view.epoch.next() else {
+            return;
+        };
         for (to, ballot) in queued {
             if ballot != self.promised {
                 continue;
@@ -155,7 +163,7 @@ impl Membership {
             .as_ref()
             .is_some_and(|p| p.epoch == epoch && p.ballot < promised)
         {
-            self.proposal = None;
+            self.drop_proposal();
             self.back_off(now);
         }
     }
@@ -198,7 +206,7 @@ impl Membership {
             return;
         }
         let view = proposal.view.clone();
-        self.proposal = None;
+        self.drop_proposal();
         let mut audience: BTreeSet<NodeId> = self.view.replicas().collect();
         audience.extend(view.replicas());
         audience.remove(&self.me);

@@ -1,14 +1,17 @@
-//! The coordinator path: Coord_TS, Coord_INV, Coord_ACK, Coord_VAL, and replays.
+//! The coordinator path: Coord_TS, Coord_INV, Coord_ACK, Coord_VAL, and replays (one entry
+//! point, [`Replica::start_replay`], whatever triggered the replay).
 
-use super::{KeyState, Pending, Replica, UpdateKind};
+use super::{KeyState, Pending, ReplayCause, Replica, UpdateKind};
 use crate::message::{Ack, Inv, Message, Val};
 use crate::op::{Outcome, RequestError, RequestId};
 use crate::types::{Instant, Key, NodeId, Value};
 use std::collections::BTreeSet;
 
 impl Replica {
-    /// Starts a client write or RMW on a Valid key: new timestamp (Coord_TS), apply locally, move
-    /// to Write and broadcast the INV with the value (Coord_INV).
+    /// V × Write (and V × CAS): new timestamp (Coord_TS), apply locally, move to Write and
+    /// broadcast the INV with the value (Coord_INV). A key whose next version would pass
+    /// [`Ts::VERSION_MAX`](crate::Ts::VERSION_MAX) can no longer be updated: the request is
+    /// refused as an invalid argument.
     pub(super) fn begin_update(
         &mut self,
         now: Instant,
@@ -19,18 +22,25 @@ impl Replica {
     ) {
         let me = self.id();
         let epoch = self.view.epoch;
+        let incarnation = self.incarnation;
         let Some(entry) = self.keys.get_mut(key) else {
             return;
         };
-        debug_assert_eq!(entry.state, KeyState::Valid);
-        debug_assert!(entry.pending.is_none());
         let is_rmw = kind == UpdateKind::Rmw;
-        let ts = if is_rmw {
+        let next = if is_rmw {
             entry.ts.next_rmw(me)
         } else {
             entry.ts.next_write(me)
-        }
-        .with_incarnation(self.incarnation);
+        };
+        let Some(ts) = next.map(|ts| ts.with_incarnation(incarnation)) else {
+            self.stats.invalid_arguments += 1;
+            let reason = format!(
+                "the key's version {} leaves no room for another update",
+                entry.ts.version
+            );
+            self.answer(id, Err(RequestError::InvalidArgument(reason)));
+            return;
+        };
         let previous = entry.ts;
         entry.ts = ts;
         entry.value = value.clone();
@@ -63,15 +73,27 @@ impl Replica {
         self.check_complete(now, key);
     }
 
-    /// Replays the update an Invalid key holds, with its original timestamp and value.
-    pub(super) fn start_replay(&mut self, now: Instant, key: &Key) {
+    /// The one place a replay starts, whatever triggered it (see [`ReplayCause`]): an Invalid
+    /// key that no local update drives moves to Replay (I × Read with a failed coordinator:
+    /// Abr, →R, !INV) and its update is re-broadcast with its original timestamp and value.
+    /// Only a member replays; a replay for [`ReplayCause::WriterLeft`] starts only if the key's
+    /// last writer has indeed left the view. Returns whether a replay started.
+    pub(super) fn start_replay(&mut self, now: Instant, key: &Key, cause: ReplayCause) -> bool {
         let me = self.id();
         let epoch = self.view.epoch;
         let Some(entry) = self.keys.get_mut(key) else {
-            return;
+            return false;
         };
-        if entry.state != KeyState::Invalid || entry.pending.is_some() {
-            return;
+        let triggered = match cause {
+            ReplayCause::MessageLoss | ReplayCause::Recovered => true,
+            ReplayCause::WriterLeft => !self.view.contains(entry.last_writer),
+        };
+        if !triggered
+            || entry.state != KeyState::Invalid
+            || entry.pending.is_some()
+            || !self.view.is_member(me)
+        {
+            return false;
         }
         entry.state = KeyState::Replay;
         entry.last_writer = me;
@@ -96,6 +118,7 @@ impl Replica {
         self.broadcast_inv(&inv, None);
         self.set_key_deadline(key, Some(now + self.config.message_loss_timeout()));
         self.check_complete(now, key);
+        true
     }
 
     /// Replays every Invalid key that no local update drives, with its original timestamp and
@@ -113,25 +136,9 @@ impl Replica {
             .map(|(key, _)| key.clone())
             .collect();
         for key in invalid {
-            self.start_replay(now, &key);
+            self.start_replay(now, &key, ReplayCause::Recovered);
         }
         self.end_input(now);
-    }
-
-    /// Replays `key` if it is Invalid and the node whose INV it adopted has left the view.
-    /// Returns whether a replay started.
-    pub(super) fn replay_if_orphaned(&mut self, now: Instant, key: &Key) -> bool {
-        let Some(entry) = self.keys.get(key) else {
-            return false;
-        };
-        let orphaned = entry.state == KeyState::Invalid
-            && entry.pending.is_none()
-            && !self.view.contains(entry.last_writer);
-        if orphaned && self.view.is_member(self.id()) {
-            self.start_replay(now, key);
-            return true;
-        }
-        false
     }
 
     /// Coord_ACK: counts an ACK that matches the pending update's exact timestamp and epoch.
@@ -141,15 +148,26 @@ impl Replica {
             return;
         }
         let epoch = self.view.epoch;
-        let Some(pending) = self.keys.get_mut(&ack.key).and_then(|e| e.pending.as_mut()) else {
+        let Some(entry) = self.keys.get_mut(&ack.key) else {
             return;
         };
-        if pending.ts != ack.ts || pending.epoch != epoch {
-            return;
+        match entry.state {
+            // V × ACK, I × ACK: – (no update of this replica is pending on the key).
+            KeyState::Valid | KeyState::Invalid => {}
+            // W, R, Trans × ACK (ts = local_write.ts): Ala; the last one completes the update
+            // (`complete`). An ACK of another timestamp or epoch is not counted.
+            KeyState::Write | KeyState::Replay | KeyState::Trans => {
+                let Some(pending) = entry.pending.as_mut() else {
+                    return;
+                };
+                if pending.ts != ack.ts || pending.epoch != epoch {
+                    return;
+                }
+                pending.acks.insert(from);
+                pending.highest_acked = pending.highest_acked.max(ack.held);
+                self.check_complete(now, &ack.key);
+            }
         }
-        pending.acks.insert(from);
-        pending.highest_acked = pending.highest_acked.max(ack.held);
-        self.check_complete(now, &ack.key);
     }
 
     /// Completes the pending update of `key` if every replica of the view has ACKed it and (under
@@ -181,25 +199,16 @@ impl Replica {
         let Some(pending) = entry.pending.take() else {
             return;
         };
-        let validate = match entry.state {
-            KeyState::Write | KeyState::Replay => {
-                debug_assert_eq!(entry.ts, pending.ts);
-                entry.state = KeyState::Valid;
-                entry.known_max = entry.known_max.max(pending.highest_acked);
-                true
-            }
-            KeyState::Trans => {
-                entry.state = KeyState::Invalid;
-                false
-            }
-            KeyState::Valid | KeyState::Invalid => {
-                debug_assert!(
-                    false,
-                    "a pending update exists only in Write, Replay or Trans"
-                );
-                false
-            }
-        };
+        // W × last ACK: done-W, →V, !VAL. R × last ACK: Arr, →V, !VAL. Trans × last ACK: done-W,
+        // →I without a VAL ([O1]: the replicas hold the higher update). Only these three states
+        // hold a pending update.
+        let validate = entry.state != KeyState::Trans;
+        if validate {
+            entry.state = KeyState::Valid;
+            entry.known_max = entry.known_max.max(pending.highest_acked);
+        } else {
+            entry.state = KeyState::Invalid;
+        }
         self.set_key_deadline(key, None);
         if validate {
             let val = Message::Val(Val {
@@ -218,7 +227,7 @@ impl Replica {
         if validate {
             self.became_valid(key);
         } else {
-            self.replay_if_orphaned(now, key);
+            self.start_replay(now, key, ReplayCause::WriterLeft);
         }
         self.mark_resume(key);
     }
@@ -248,7 +257,6 @@ impl Replica {
         let Some(entry) = self.keys.get_mut(key) else {
             return;
         };
-        debug_assert_eq!(entry.state, KeyState::Valid);
         if let Some(id) = entry.aborted_rmw.take() {
             self.stats.rmw_aborts += 1;
             self.answer(id, Err(RequestError::Aborted));

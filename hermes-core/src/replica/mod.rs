@@ -4,12 +4,117 @@
 //! and [`Replica::poll_timeout`]. After any input, drain every action before the next input; the
 //! earliest deadline may change with every input.
 //!
-//! The per-key transition table (digest §1.8) is implemented by one handler per message kind:
-//! `follower` holds `on_inv` and `on_val`, `coordinator` holds `on_ack` and the update
-//! lifecycle, `requests` admits and resumes client requests, `view_change` installs views and
-//! `timers` drives retransmission, replays and request timeouts. `persist` emits the records to
-//! write ([`Action::Persist`]) and, under `sync` durability, holds back what must wait for them
+//! The per-key transition table (digest §1.8) is implemented by one handler per message kind,
+//! each one `match` on the key's state: `on_request` for client requests (`requests`),
+//! `on_inv` and `on_val` (`follower`), `on_ack` and `complete` for the last ACK
+//! (`coordinator`), `install_view` for "follower failed" (`view_change`) and
+//! `on_key_timeout` for the message-loss timeout (`timers`). Every replay starts in
+//! `start_replay` (`coordinator`), whatever triggered it. `persist` emits the records to write
+//! ([`Action::Persist`]) and, under `sync` durability, holds back what must wait for them
 //! ([`Replica::handle_persisted`]).
+//!
+//! # The transition table, cell by cell
+//!
+//! Each cell names its arm (handler, then the arm's pattern) and its tests in
+//! `hermes-core/tests/transition_table.rs`. "Follower failed" is a view change that removes the
+//! replica whose ACK is missing; it follows the reset-and-replay rule (digest §3.5): ACKs are
+//! cleared and the INV re-sent in the new epoch, so completion comes through the ACK column.
+//!
+//! Row V (Valid):
+//! - Read: `on_request` `(Read, Valid) if serving`: `valid_x_read_is_served_locally`.
+//! - Write: `on_request` `(Write, Valid) if member`, then `begin_update`:
+//!   `valid_x_write_takes_version_plus_two_moves_to_write_and_broadcasts_inv`.
+//! - INV =: `on_inv` `(Equal, Valid | Invalid | Trans | Replay)`:
+//!   `valid_x_inv_equal_acks_and_adopts_sender_as_last_writer`.
+//! - INV >: `on_inv` `(Greater, Valid | Invalid)`: `valid_x_inv_higher_adopts_and_acks`.
+//! - INV <: `on_inv` `(Less, _)`: `valid_x_inv_lower_acks_with_the_held_ts_and_keeps_state`.
+//! - ACK: `on_ack` `Valid | Invalid`: `valid_x_ack_changes_nothing`.
+//! - VAL: `on_val` `Valid`: `valid_x_val_changes_nothing`.
+//! - Follower failed: `install_view` (no pending update): `valid_x_follower_failed_changes_nothing`.
+//!
+//! Row I (Invalid):
+//! - Read, coordinator alive: `on_request` `(Read, _)`, then `on_stall` arms the message-loss
+//!   timeout: `invalid_x_read_waits_while_the_coordinator_is_alive`.
+//! - Read, coordinator failed: `on_stall`, then `start_replay` (`WriterLeft`):
+//!   `invalid_x_read_with_a_failed_coordinator_replays`.
+//! - Read past the message-loss timeout: `on_key_timeout` `Invalid`, then `start_replay`
+//!   (`MessageLoss`): `invalid_x_read_past_the_message_loss_timeout_replays_with_the_original_ts`.
+//! - Write: **left out on purpose.** The authors' artifact allows a write from Invalid as an
+//!   optimisation; here `on_request` `(Write | Delete, _)` makes it wait until the key is Valid
+//!   and then start above the validated timestamp. The paper's precondition for a write is a
+//!   Valid key (digest §1.6), the TLA+ specification models only that (`HWrite` requires
+//!   `valid`) and the optimisation's safety is not verified (digest §3.8, §5.2):
+//!   `invalid_x_write_waits_for_valid_then_starts`.
+//! - INV =: `on_inv` `(Equal, Valid | Invalid | Trans | Replay)`:
+//!   `invalid_x_inv_equal_acks_and_adopts_sender_as_last_writer`.
+//! - INV >: `on_inv` `(Greater, Valid | Invalid)`: `invalid_x_inv_higher_adopts_and_acks`.
+//! - INV <: `on_inv` `(Less, _)`: `invalid_x_inv_lower_acks_with_the_held_ts_and_keeps_state`.
+//! - ACK: `on_ack` `Valid | Invalid`: `invalid_x_ack_changes_nothing`.
+//! - VAL =: `on_val` `Invalid | Trans | Replay | Write`: `invalid_x_val_equal_validates`.
+//! - Follower failed: `install_view`, then `start_replay` (`WriterLeft`) only if the last
+//!   writer left: `invalid_x_follower_failed_changes_nothing`,
+//!   `view_change_replays_an_invalid_key_whose_last_writer_left_at_once`.
+//!
+//! Row Trans (a pending own update superseded by a higher INV):
+//! - Read: `on_request` `(Read, _)`: `trans_x_read_waits_until_the_higher_update_is_valid`,
+//!   `trans_x_read_after_the_own_write_completes_replays_the_higher_update_after_mlt`.
+//! - Write: `on_request` `(Write | Delete, _)`: `trans_x_write_waits_until_the_key_is_valid`.
+//! - INV =: `on_inv` `(Equal, Valid | Invalid | Trans | Replay)`:
+//!   `trans_x_inv_equal_acks_and_adopts_sender_as_last_writer`.
+//! - INV >: `on_inv` `(Greater, Trans)`: `trans_x_inv_higher_adopts_and_acks`.
+//! - INV <: `on_inv` `(Less, _)`: `trans_x_inv_lower_acks_with_the_held_ts_and_keeps_state`.
+//! - Last ACK: `on_ack` `Write | Replay | Trans`, then `complete` (→I, no VAL):
+//!   `trans_x_last_ack_completes_the_write_and_goes_invalid_without_val`.
+//! - VAL =: `on_val` `Invalid | Trans | Replay | Write`:
+//!   `trans_x_val_of_the_higher_ts_completes_the_write_and_validates`.
+//! - Follower failed: `install_view` (clear ACKs, re-send):
+//!   `trans_x_follower_failed_rebroadcasts_and_completes_through_acks`.
+//!
+//! Row W (Write):
+//! - Read: `on_request` `(Read, _)`: `write_x_read_waits_for_the_write_to_commit`.
+//! - Write: `on_request` `(Write | Delete, _)`: `write_x_write_waits_for_the_pending_write`.
+//! - INV = (× in the table, reachable when another replica replays this replica's write):
+//!   `on_inv` `(Equal, Write)`: `write_x_inv_equal_from_a_replayer_is_acked_and_keeps_the_write`;
+//!   of an own pending RMW, the guarded arm before it:
+//!   `rmw_coordinator_does_not_ack_a_replay_of_its_own_pending_rmw`.
+//! - INV >: `on_inv` `(Greater, Write | Replay)`: `write_x_inv_higher_moves_to_trans_and_acks`;
+//!   with an RMW pending, the guarded arm before it (→I, the RMW aborts):
+//!   `rmw_coordinator_aborts_on_a_higher_inv_and_answers_aborted_once_valid_higher`.
+//! - INV <: `on_inv` `(Less, _)`: `write_x_inv_lower_acks_with_the_held_ts_and_keeps_state`;
+//!   an RMW-INV, `(Less, _) if is_rmw`:
+//!   `follower_answers_a_lower_rmw_inv_with_an_abort_inv_of_its_local_state`.
+//! - Last ACK: `on_ack` `Write | Replay | Trans`, then `complete` (→V, !VAL):
+//!   `write_x_last_ack_commits_validates_and_answers`.
+//! - VAL = (× in the table, reachable when a replay of this replica's write committed first):
+//!   `on_val` `Invalid | Trans | Replay | Write`:
+//!   `write_x_val_equal_from_a_replayer_completes_the_write`.
+//! - Follower failed: `install_view`:
+//!   `write_x_follower_failed_rebroadcasts_and_completes_through_acks`.
+//!
+//! Row R (Replay):
+//! - Read: `on_request` `(Read, _)`: `replay_x_read_waits`.
+//! - Write: `on_request` `(Write | Delete, _)`: `replay_x_write_waits`.
+//! - INV =: `on_inv` `(Equal, Valid | Invalid | Trans | Replay)`:
+//!   `replay_x_inv_equal_acks_and_adopts_sender_as_last_writer`.
+//! - INV >: `on_inv` `(Greater, Write | Replay)`: `replay_x_inv_higher_moves_to_trans_and_acks`;
+//!   a replay of an RMW, the guarded arm before it:
+//!   `replay_of_an_rmw_x_inv_higher_drops_the_replay_and_goes_invalid`.
+//! - INV <: `on_inv` `(Less, _)`: `replay_x_inv_lower_acks_with_the_held_ts_and_keeps_state`.
+//! - Last ACK: `on_ack` `Write | Replay | Trans`, then `complete` (→V, !VAL):
+//!   `replay_x_last_ack_validates_and_resumes_the_read`.
+//! - VAL =: `on_val` `Invalid | Trans | Replay | Write`:
+//!   `replay_x_val_validates_and_resumes_the_read`.
+//! - Follower failed: `install_view`:
+//!   `replay_x_follower_failed_rebroadcasts_and_completes_through_acks`.
+//!
+//! Timers (not columns of the table):
+//! - W, R, Trans × message-loss timeout: `on_key_timeout` `Write | Replay | Trans` (re-send
+//!   the INV to the replicas that have not ACKed):
+//!   `message_loss_timeout_retransmits_the_inv_only_to_replicas_that_have_not_acked`,
+//!   `message_loss_timeout_in_trans_retransmits_the_own_lower_inv`.
+//! - Request timeout: `handle_timeout` `Timer::Request`, then `time_out`:
+//!   `request_timeout_answers_a_waiting_read_with_a_known_outcome`,
+//!   `request_timeout_answers_a_started_write_with_an_unknown_outcome_and_a_waiting_one_known`.
 
 mod coordinator;
 mod follower;
@@ -28,6 +133,8 @@ use crate::config::Config;
 use crate::error::CoreError;
 use crate::message::{Ack, Inv, Message};
 use crate::op::{Op, OpResult, RequestId};
+use crate::peer_numbers;
+use crate::timer::{Timer, TimerTable};
 use crate::types::{Instant, Key, NodeId, Value};
 use crate::view::View;
 use key_map::KeyMap;
@@ -58,6 +165,10 @@ pub struct Stats {
     pub dropped_wrong_epoch: u64,
     /// Messages dropped because their sender is not in our view.
     pub dropped_unknown_sender: u64,
+    /// Messages dropped because a number they carry (a timestamp version, an epoch, a ballot
+    /// round, an incarnation) is out of the range the protocol allows ([`crate::peer_numbers`]).
+    /// [`crate::Node::stats`] adds the membership service's drops to the replica's.
+    pub dropped_peer_numbers: u64,
     /// Requests refused because a bound was reached.
     pub overloaded: u64,
     /// Requests refused as malformed.
@@ -89,10 +200,24 @@ pub enum PlantedBug {
     AckBeforeDurable,
 }
 
+/// What triggered a replay; every replay starts in [`Replica::start_replay`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReplayCause {
+    /// A request waited a whole message-loss timeout on an Invalid key: the VAL, or the
+    /// coordinator, was lost ([`Timer::Key`]).
+    MessageLoss,
+    /// The key's last writer left the view: found by a stalled request, by a view change, or
+    /// when an own superseded update completes and leaves the key Invalid.
+    WriterLeft,
+    /// A restarted node is a member again and settles the records it recovered from its store.
+    Recovered,
+}
+
 /// A client request admitted and not yet answered.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-struct Request {
+struct PendingRequest {
     op: Op,
+    /// When [`Timer::Request`] answers it with a timeout.
     deadline: Instant,
     /// Whether an update for it was started (its outcome is then unknown until answered).
     coordinating: bool,
@@ -107,15 +232,15 @@ pub struct Replica {
     view: View,
     serving: bool,
     keys: KeyMap,
-    requests: BTreeMap<RequestId, Request>,
-    request_deadlines: BTreeSet<(Instant, RequestId)>,
-    key_deadlines: BTreeSet<(Instant, Key)>,
+    requests: BTreeMap<RequestId, PendingRequest>,
+    /// Per-request timeouts and per-key message-loss timeouts.
+    timers: TimerTable,
     /// Keys with stalled requests, re-examined when the view or the serving flag changes.
     stalled: BTreeSet<Key>,
     /// Keys whose stalled requests must be re-examined before the current input returns.
     to_resume: Vec<Key>,
     actions: VecDeque<Action>,
-    persistence: persist::Persistence,
+    durability_tracker: persist::DurabilityTracker,
     stats: Stats,
     #[cfg(feature = "planted-bugs")]
     planted_bug: Option<PlantedBug>,
@@ -134,12 +259,11 @@ impl Replica {
             serving: false,
             keys: KeyMap::default(),
             requests: BTreeMap::new(),
-            request_deadlines: BTreeSet::new(),
-            key_deadlines: BTreeSet::new(),
+            timers: TimerTable::default(),
             stalled: BTreeSet::new(),
             to_resume: Vec::new(),
             actions: VecDeque::new(),
-            persistence: persist::Persistence::default(),
+            durability_tracker: persist::DurabilityTracker::default(),
             stats: Stats::default(),
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
@@ -167,18 +291,24 @@ impl Replica {
 
     /// Handles a message from `from` (authenticated by the transport).
     ///
-    /// Messages from nodes outside the current view are dropped and counted; INVs and ACKs of
-    /// another epoch are dropped and counted.
+    /// Messages from nodes outside the current view are dropped and counted, and so are
+    /// messages carrying a timestamp out of range ([`crate::peer_numbers`]) and INVs and ACKs
+    /// of another epoch. Membership messages are for the membership service and change nothing
+    /// here.
     pub fn handle_message(&mut self, now: Instant, from: NodeId, msg: Message) {
         if from == self.id() || !self.view.contains(from) {
             self.stats.dropped_unknown_sender += 1;
+            return;
+        }
+        if !peer_numbers::replication_ok(&msg) {
+            self.stats.dropped_peer_numbers += 1;
             return;
         }
         match msg {
             Message::Inv(inv) => self.on_inv(now, from, inv),
             Message::Ack(ack) => self.on_ack(now, from, ack),
             Message::Val(val) => self.on_val(now, from, val),
-            Message::Membership(_) => return, // handled by the membership service
+            Message::Membership(_) => return,
         }
         self.end_input(now);
     }
@@ -208,12 +338,7 @@ impl Replica {
     /// after every input.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let request = self.request_deadlines.first().map(|(t, _)| *t);
-        let key = self.key_deadlines.first().map(|(t, _)| *t);
-        match (request, key) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.next_timeout()
     }
 
     // ----- getters ------------------------------------------------------------------------
@@ -324,7 +449,8 @@ impl Replica {
     /// Answers request `id` and forgets it.
     fn answer(&mut self, id: RequestId, result: OpResult) {
         if let Some(request) = self.requests.remove(&id) {
-            self.request_deadlines.remove(&(request.deadline, id));
+            self.timers
+                .reschedule(Timer::Request(id), Some(request.deadline), None);
         }
         self.actions.push_back(Action::Reply { id, result });
     }
@@ -337,13 +463,9 @@ impl Replica {
         if entry.deadline == deadline {
             return;
         }
-        if let Some(old) = entry.deadline.take() {
-            self.key_deadlines.remove(&(old, key.clone()));
-        }
-        if let Some(new) = deadline {
-            entry.deadline = Some(new);
-            self.key_deadlines.insert((new, key.clone()));
-        }
+        let armed = std::mem::replace(&mut entry.deadline, deadline);
+        self.timers
+            .reschedule(Timer::Key(key.clone()), armed, deadline);
     }
 
     /// Marks `key` so that its stalled requests are re-examined before the input returns.

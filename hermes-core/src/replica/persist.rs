@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A replica's bookkeeping of what it asked to persist and what is durable.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(super) struct Persistence {
+pub(super) struct DurabilityTracker {
     /// The last token emitted (0: none yet).
     last_token: u64,
     /// Every `Persist` up to this token is durable.
@@ -67,16 +67,16 @@ impl Replica {
     /// commits and answers that waited for those records; otherwise it changes nothing. A token
     /// above the last one emitted counts as the last one emitted; an old token does nothing.
     pub fn handle_persisted(&mut self, now: Instant, token: PersistToken) {
-        let token = token.0.min(self.persistence.last_token);
-        if token <= self.persistence.durable_token {
+        let token = token.0.min(self.durability_tracker.last_token);
+        if token <= self.durability_tracker.durable_token {
             return;
         }
-        self.persistence.durable_token = token;
+        self.durability_tracker.durable_token = token;
         if self.config.durability != Durability::Sync {
             return;
         }
         let mut touched = BTreeSet::new();
-        while let Some(entry) = self.persistence.in_flight.first_entry() {
+        while let Some(entry) = self.durability_tracker.in_flight.first_entry() {
             if *entry.key() > token {
                 break;
             }
@@ -90,12 +90,12 @@ impl Replica {
 
     /// The last token emitted in a [`Action::Persist`] (`PersistToken(0)` if none).
     pub fn last_persist_token(&self) -> PersistToken {
-        PersistToken(self.persistence.last_token)
+        PersistToken(self.durability_tracker.last_token)
     }
 
     /// The highest token reported durable through [`handle_persisted`](Self::handle_persisted).
     pub fn durable_token(&self) -> PersistToken {
-        PersistToken(self.persistence.durable_token)
+        PersistToken(self.durability_tracker.durable_token)
     }
 
     /// Installs records loaded from this node's store after a restart. Each becomes an Invalid
@@ -129,9 +129,9 @@ impl Replica {
         if !self.config.durability.persists() {
             return;
         }
-        self.persistence.batch.insert(key.clone());
+        self.durability_tracker.batch.insert(key.clone());
         if self.config.durability == Durability::Sync {
-            self.persistence
+            self.durability_tracker
                 .unsettled
                 .entry(key.clone())
                 .or_insert_with(|| Unsettled::new(previous));
@@ -146,7 +146,7 @@ impl Replica {
         {
             return true;
         }
-        let durable = match self.persistence.unsettled.get(key) {
+        let durable = match self.durability_tracker.unsettled.get(key) {
             Some(unsettled) => unsettled.durable,
             None => self.keys.get(key).map_or(Ts::ZERO, |e| e.ts),
         };
@@ -160,7 +160,7 @@ impl Replica {
             return;
         }
         let epoch = self.view.epoch;
-        if let Some(unsettled) = self.persistence.unsettled.get_mut(&key) {
+        if let Some(unsettled) = self.durability_tracker.unsettled.get_mut(&key) {
             unsettled.owed_acks.insert((ts, to), (held, epoch));
             self.stats.acks_after_persist += 1;
         }
@@ -179,7 +179,7 @@ impl Replica {
             self.answer(id, Ok(outcome));
             return;
         }
-        if let Some(unsettled) = self.persistence.unsettled.get_mut(key) {
+        if let Some(unsettled) = self.durability_tracker.unsettled.get_mut(key) {
             unsettled.owed_replies.push((ts, id, outcome));
         }
     }
@@ -187,17 +187,17 @@ impl Replica {
     /// A view change: owed ACKs belong to the old epoch, where nobody counts them any more (the
     /// pending updates are re-sent in the new epoch and ACKed there).
     pub(super) fn forget_owed_acks(&mut self) {
-        for unsettled in self.persistence.unsettled.values_mut() {
+        for unsettled in self.durability_tracker.unsettled.values_mut() {
             unsettled.owed_acks.clear();
         }
     }
 
     /// Forgets every record noted or in flight (the replica starts over empty); tokens keep
     /// counting, so those in flight still settle.
-    pub(super) fn forget_persistence(&mut self) {
-        self.persistence.batch.clear();
-        self.persistence.unsettled.clear();
-        self.persistence.in_flight.clear();
+    pub(super) fn forget_durability(&mut self) {
+        self.durability_tracker.batch.clear();
+        self.durability_tracker.unsettled.clear();
+        self.durability_tracker.in_flight.clear();
     }
 
     /// Persists `keys` as never written (the replica dropped them), at once.
@@ -205,18 +205,18 @@ impl Replica {
         if !self.config.durability.persists() || keys.is_empty() {
             return;
         }
-        self.persistence.batch.extend(keys);
+        self.durability_tracker.batch.extend(keys);
         self.flush_records();
     }
 
     /// Emits one `Persist` with the latest record of every key noted during this input (a key
     /// the replica no longer holds is persisted as never written).
     pub(super) fn flush_records(&mut self) {
-        if self.persistence.batch.is_empty() {
+        if self.durability_tracker.batch.is_empty() {
             return;
         }
-        let keys = std::mem::take(&mut self.persistence.batch);
-        let token = self.persistence.last_token + 1;
+        let keys = std::mem::take(&mut self.durability_tracker.batch);
+        let token = self.durability_tracker.last_token + 1;
         let mut records = Vec::with_capacity(keys.len());
         let mut covered = Vec::with_capacity(keys.len());
         for key in keys {
@@ -230,15 +230,15 @@ impl Replica {
                     value: None,
                 },
             };
-            if let Some(unsettled) = self.persistence.unsettled.get_mut(&key) {
+            if let Some(unsettled) = self.durability_tracker.unsettled.get_mut(&key) {
                 unsettled.persisting.push((token, record.ts));
                 covered.push(key.clone());
             }
             records.push((key, record));
         }
-        self.persistence.last_token = token;
+        self.durability_tracker.last_token = token;
         if !covered.is_empty() {
-            self.persistence.in_flight.insert(token, covered);
+            self.durability_tracker.in_flight.insert(token, covered);
         }
         self.stats.persists += 1;
         self.actions.push_back(Action::Persist {
@@ -250,9 +250,9 @@ impl Replica {
     /// Every record of `key` up to `token` is durable: send what waited for it.
     fn on_key_persisted(&mut self, now: Instant, key: &Key, token: u64) {
         let epoch = self.view.epoch;
-        let noted = self.persistence.batch.contains(key);
+        let noted = self.durability_tracker.batch.contains(key);
         let held = self.keys.get(key).map_or(Ts::ZERO, |e| e.ts);
-        let Some(unsettled) = self.persistence.unsettled.get_mut(key) else {
+        let Some(unsettled) = self.durability_tracker.unsettled.get_mut(key) else {
             return;
         };
         let done = unsettled.persisting.partition_point(|(t, _)| *t <= token);
@@ -278,7 +278,7 @@ impl Replica {
             .partition(|(ts, _, _)| *ts <= durable);
         unsettled.owed_replies = waiting;
         if settled && unsettled.owed_acks.is_empty() && unsettled.owed_replies.is_empty() {
-            self.persistence.unsettled.remove(key);
+            self.durability_tracker.unsettled.remove(key);
         }
         for ((ts, to), (held, ack_epoch)) in ready {
             if ack_epoch == epoch {

@@ -1,7 +1,8 @@
 //! Client requests: validation, admission bounds, running, stalling and resuming.
 
-use super::{KeyEntry, KeyState, Replica, Request, UpdateKind};
+use super::{KeyEntry, KeyState, PendingRequest, ReplayCause, Replica, UpdateKind};
 use crate::op::{Op, Outcome, RequestError, RequestId};
+use crate::timer::Timer;
 use crate::types::{Instant, Key};
 
 impl Replica {
@@ -49,13 +50,14 @@ impl Replica {
         let deadline = now + self.config.request_timeout();
         self.requests.insert(
             id,
-            Request {
+            PendingRequest {
                 op,
                 deadline,
                 coordinating: false,
             },
         );
-        self.request_deadlines.insert((deadline, id));
+        self.timers
+            .reschedule(Timer::Request(id), None, Some(deadline));
         let entry = self
             .keys
             .entry(key.clone())
@@ -122,7 +124,7 @@ impl Replica {
             let Some(id) = entry.waiting.pop_front() else {
                 break;
             };
-            if !self.try_run(now, key, id) {
+            if !self.on_request(now, key, id) {
                 if let Some(entry) = self.keys.get_mut(key) {
                     entry.waiting.push_front(id);
                 }
@@ -146,54 +148,62 @@ impl Replica {
         }
     }
 
-    /// Runs request `id` on `key` if the key's state allows; returns whether it ran.
-    fn try_run(&mut self, now: Instant, key: &Key, id: RequestId) -> bool {
+    /// Runs request `id` on `key` if the key's state allows; returns whether it ran (answered or
+    /// started an update) rather than having to wait. One arm per request kind and key state;
+    /// a request that waits is buffered (Ab) and woken by whatever changes the key
+    /// ([`on_stall`](Self::on_stall) makes sure something will).
+    fn on_request(&mut self, now: Instant, key: &Key, id: RequestId) -> bool {
         let (Some(request), Some(entry)) = (self.requests.get(&id), self.keys.get(key)) else {
             return true; // answered already (timed out): nothing left to run
         };
-        let valid = entry.state == KeyState::Valid;
         let serving = self.is_serving();
-        match &request.op {
-            Op::Read { .. } => {
-                let readable = valid
-                    || (entry.state == KeyState::Invalid
-                        && self.has_bug(super::PlantedBug::ReadInInvalid));
-                if !(readable && serving) {
-                    return false;
-                }
+        let member = self.view.is_member(self.id());
+        match (&request.op, entry.state) {
+            // V × Read: done-R, while this replica may serve.
+            (Op::Read { .. }, KeyState::Valid) if serving => {
                 let value = entry.value.clone();
                 self.stats.reads += 1;
                 self.answer(id, Ok(Outcome::Value(value)));
             }
-            Op::Write { value, .. } => {
-                if !(valid && self.view.is_member(self.id())) {
-                    return false;
-                }
+            // The planted bug `ReadInInvalid` serves I × Read from the adopted, uncommitted value.
+            (Op::Read { .. }, KeyState::Invalid)
+                if serving && self.has_bug(super::PlantedBug::ReadInInvalid) =>
+            {
+                let value = entry.value.clone();
+                self.stats.reads += 1;
+                self.answer(id, Ok(Outcome::Value(value)));
+            }
+            // I × Read: Ab (with a failed coordinator or after the message-loss timeout, the
+            // replay starts from `on_stall`). Trans, W, R × Read: Ab. V × Read while not
+            // serving: Ab.
+            (Op::Read { .. }, _) => return false,
+            // V × Write: Aw, →W, !INV (a member only).
+            (Op::Write { value, .. }, KeyState::Valid) if member => {
                 let value = Some(value.clone());
                 self.begin_update(now, key, id, UpdateKind::Write, value);
             }
-            Op::Delete { .. } => {
-                if !(valid && self.view.is_member(self.id())) {
-                    return false;
-                }
+            (Op::Delete { .. }, KeyState::Valid) if member => {
                 self.begin_update(now, key, id, UpdateKind::Write, None);
             }
-            Op::Cas { expected, new, .. } => {
-                if !(valid && serving) {
-                    return false;
-                }
+            // I × Write: left out on purpose, the write waits until the key is Valid (see the
+            // module docs). Trans, W, R × Write: Ab.
+            (Op::Write { .. } | Op::Delete { .. }, _) => return false,
+            // V × CAS (§2): compare with the committed value; an RMW starts only once no
+            // concurrent update based on an older version may still land above the key's
+            // timestamp.
+            (Op::Cas { expected, new, .. }, KeyState::Valid) if serving => {
                 if entry.value != *expected {
                     self.stats.cas_failed += 1;
                     self.answer(id, Err(RequestError::CasFailed));
                 } else if entry.known_max > entry.ts {
-                    // A concurrent update based on an older version may still land between this
-                    // value and the RMW's timestamp: wait until the key is Valid above it.
                     return false;
                 } else {
                     let value = Some(new.clone());
                     self.begin_update(now, key, id, UpdateKind::Rmw, value);
                 }
             }
+            // Any other state × CAS: waits like a read.
+            (Op::Cas { .. }, _) => return false,
         }
         true
     }
@@ -206,7 +216,7 @@ impl Replica {
         if entry.state != KeyState::Invalid || entry.pending.is_some() {
             return; // a pending update has its own deadline and completion
         }
-        if self.replay_if_orphaned(now, key) {
+        if self.start_replay(now, key, ReplayCause::WriterLeft) {
             return;
         }
         self.arm_replay(now, key);

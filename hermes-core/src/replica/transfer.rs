@@ -93,10 +93,9 @@ impl Replica {
             .map(|(key, _)| key.clone())
             .collect();
         self.keys.clear();
-        self.forget_persistence();
+        self.forget_durability();
         self.erase_records(held);
-        self.key_deadlines.clear();
-        self.request_deadlines.clear();
+        self.timers.clear();
         self.stalled.clear();
         self.to_resume.clear();
     }

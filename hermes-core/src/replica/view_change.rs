@@ -1,6 +1,6 @@
 //! Installing a new view: the epoch-change recipe (digest §3.5).
 
-use super::{KeyState, Replica};
+use super::{KeyState, ReplayCause, Replica};
 use crate::message::Inv;
 use crate::types::{Instant, Key};
 use crate::view::View;
@@ -26,6 +26,11 @@ impl Replica {
         let mut rebroadcast: Vec<(Key, Inv)> = Vec::new();
         let mut invalid: Vec<Key> = Vec::new();
         for (key, entry) in self.keys.iter_mut() {
+            // W, R, Trans × follower failed (the reset-and-replay rule, digest §3.5): clear the
+            // ACKs and re-send the INV in the new epoch; completion then comes through the ACK
+            // column (or at once, below, if this replica is now alone). I × follower failed: –,
+            // unless the last writer left (then I × Read with a failed coordinator applies:
+            // replay). V × follower failed: –.
             if let Some(pending) = entry.pending.as_mut() {
                 if !keep_acks {
                     pending.acks.clear();
@@ -54,7 +59,7 @@ impl Replica {
                 self.check_complete(now, &key);
             }
             for key in invalid {
-                self.replay_if_orphaned(now, &key);
+                self.start_replay(now, &key, ReplayCause::WriterLeft);
             }
         }
         self.to_resume.extend(self.stalled.iter().cloned());

@@ -1,9 +1,9 @@
 //! Simulation parameters, derived from a seed (swarm testing) or set by hand.
 
-use super::rng::SimRng;
 use crate::config::Config;
 use crate::durability::Durability;
 use crate::replica::PlantedBug;
+use crate::rng::SeededRng;
 use crate::types::NodeId;
 
 /// The parameters of one simulated run. Every random choice of the run derives from `seed`.
@@ -96,7 +96,7 @@ impl SimConfig {
     /// A configuration drawn from `seed`: cluster size, key count, fault mix and timeouts vary
     /// from seed to seed.
     pub fn from_seed(seed: u64) -> Self {
-        let mut rng = SimRng::new(seed ^ 0x5EED_C0FF_EE00_0001);
+        let mut rng = SeededRng::new(seed ^ 0x5EED_C0FF_EE00_0001);
         let nodes = if rng.chance(0.6) { 3 } else { 5 };
         let message_loss_timeout_ms = rng.between(5, 40);
         let heartbeat_interval_ms = rng.between(10, 30);
@@ -152,7 +152,7 @@ impl SimConfig {
     /// the other fault episodes. The draws do not disturb the rest of the configuration, so a
     /// seed keeps its cluster, workload and other faults in every mode.
     pub fn with_durability(mut self, durability: Durability) -> Self {
-        let mut rng = SimRng::new(self.seed ^ 0xD0AB_1E00_5EED_0002);
+        let mut rng = SeededRng::new(self.seed ^ 0xD0AB_1E00_5EED_0002);
         self.replica.durability = durability;
         self.persist_delay_us_max = rng.between(100, 5_000);
         self.total_crashes = match durability {

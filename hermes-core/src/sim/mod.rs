@@ -32,13 +32,11 @@
 mod config;
 mod faults;
 mod report;
-mod rng;
 mod store;
 mod workload;
 
 pub use config::{OpMix, SimConfig};
 pub use report::{FailureKind, SimFailure, SimReport};
-pub use rng::SimRng;
 
 use crate::action::Action;
 use crate::config::Config;
@@ -49,6 +47,7 @@ use crate::message::Message;
 use crate::node::Node;
 use crate::op::{OpResult, Outcome, RequestId};
 use crate::replica::Replica;
+use crate::rng::SeededRng;
 use crate::types::{Epoch, Instant, Key, NodeId, Ts};
 use crate::view::View;
 use std::collections::{BTreeMap, BTreeSet};
@@ -141,7 +140,7 @@ impl SimNode {
 /// A deterministic simulated cluster; see the module docs.
 pub struct Simulation {
     config: SimConfig,
-    rng: SimRng,
+    rng: SeededRng,
     now: Instant,
     seq: u64,
     events: BTreeMap<(Instant, u64), Event>,
@@ -165,7 +164,7 @@ pub struct Simulation {
 impl Simulation {
     /// A simulation of `config`; nothing runs until [`run`](Self::run).
     pub fn new(config: SimConfig) -> Self {
-        let mut rng = SimRng::new(config.seed);
+        let mut rng = SeededRng::new(config.seed);
         let ids: Vec<NodeId> = (1..=config.nodes).map(NodeId).collect();
         let view = View::new(Epoch(1), ids.iter().copied());
         let drift = config.clock_drift_ppm;

@@ -2,9 +2,9 @@
 
 use super::config::SimConfig;
 use super::report::SimReport;
-use super::rng::SimRng;
 use crate::history::{History, HistoryOp, HistoryRet, OpId};
 use crate::op::{Op, OpResult, Outcome, RequestError, RequestId};
+use crate::rng::SeededRng;
 use crate::types::{Instant, Key, Ts, Value};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -133,7 +133,7 @@ impl Workload {
         &mut self,
         client: usize,
         now: Instant,
-        rng: &mut SimRng,
+        rng: &mut SeededRng,
     ) -> Option<(RequestId, Op)> {
         if self.clients[client].abandoned || self.clients[client].inflight.is_some() {
             return None;
@@ -170,7 +170,7 @@ impl Workload {
         Some((id, op))
     }
 
-    fn random_op(&mut self, client: usize, rng: &mut SimRng) -> Op {
+    fn random_op(&mut self, client: usize, rng: &mut SeededRng) -> Op {
         let key = rng.pick(&self.keys).cloned().unwrap_or_default();
         let state = &mut self.clients[client];
         state.counter += 1;

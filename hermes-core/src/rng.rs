@@ -1,15 +1,18 @@
 //! A small seeded random number generator (SplitMix64), stable across platforms and releases.
+//!
+//! The membership service draws its proposal back-off from it (seeded per node and incarnation,
+//! so runs stay deterministic); the simulator draws its faults and workloads from it.
 
 /// A deterministic pseudo-random generator: the same seed always yields the same sequence.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SimRng {
+pub struct SeededRng {
     state: u64,
 }
 
-impl SimRng {
+impl SeededRng {
     /// A generator seeded with `seed`.
     pub fn new(seed: u64) -> Self {
-        SimRng {
+        SeededRng {
             state: seed ^ 0x9E37_79B9_7F4A_7C15,
         }
     }
@@ -53,18 +56,18 @@ mod tests {
 
     #[test]
     fn same_seed_same_sequence() {
-        let mut a = SimRng::new(7);
-        let mut b = SimRng::new(7);
+        let mut a = SeededRng::new(7);
+        let mut b = SeededRng::new(7);
         for _ in 0..100 {
             assert_eq!(a.next_u64(), b.next_u64());
         }
-        let mut c = SimRng::new(8);
-        assert_ne!(SimRng::new(7).next_u64(), c.next_u64());
+        let mut c = SeededRng::new(8);
+        assert_ne!(SeededRng::new(7).next_u64(), c.next_u64());
     }
 
     #[test]
     fn below_stays_in_range() {
-        let mut rng = SimRng::new(1);
+        let mut rng = SeededRng::new(1);
         for n in 1..50 {
             assert!(rng.below(n) < n);
         }
