@@ -91,7 +91,7 @@ impl SharedNode {
         let now = self.clock.now();
         let view = node.membership().view();
         let mut counters = NodeCounters::default();
-        self.counters.fill(node.replica().stats(), &mut counters);
+        self.counters.fill(&node.stats(), &mut counters);
         let lease = node.membership().lease_until().saturating_since(now);
         Status {
             node_id: self.id.0,

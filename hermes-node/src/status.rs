@@ -51,6 +51,9 @@ pub struct NodeCounters {
     pub invalid_arguments: u64,
     /// Messages the transport would not take (queue full, unknown peer).
     pub send_failures: u64,
+    /// Peer messages dropped because a timestamp, epoch, ballot or incarnation in them was out
+    /// of range (see `hermes_core::peer_numbers`).
+    pub dropped_peer_numbers: u64,
 }
 
 /// A snapshot of one node.
@@ -110,5 +113,6 @@ impl RuntimeCounters {
         counters.overloaded = core.overloaded;
         counters.invalid_arguments = core.invalid_arguments;
         counters.send_failures = self.send_failures.load(Ordering::Relaxed);
+        counters.dropped_peer_numbers = core.dropped_peer_numbers;
     }
 }

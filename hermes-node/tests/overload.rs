@@ -20,7 +20,11 @@ fn with_node_1(configure: fn(Config) -> Config) -> impl Fn(NodeId) -> Config {
 }
 
 /// Starts a write of `key` at node `id` in a task of its own.
-fn spawn_write(c: &Cluster, id: u32, key: &str) -> JoinHandle<Result<hermes_core::Ts, RequestError>> {
+fn spawn_write(
+    c: &Cluster,
+    id: u32,
+    key: &str,
+) -> JoinHandle<Result<hermes_core::Ts, RequestError>> {
     let node = c.node(id).clone();
     let key = key.to_string();
     tokio::spawn(async move { node.write(key, "v").await })
@@ -58,7 +62,10 @@ async fn a_request_over_requests_max_gets_overloaded() {
 
     let refused_before = c.node(1).status().counters.overloaded;
     let write = bounded("the fifth write", c.node(1).write("key-4", "v")).await;
-    assert!(matches!(write, Err(RequestError::Overloaded(_))), "{write:?}");
+    assert!(
+        matches!(write, Err(RequestError::Overloaded(_))),
+        "{write:?}"
+    );
     // A read that needs the driver is refused too; the fast path still answers.
     let read = bounded("a read of a key in flight", c.node(1).read("key-0")).await;
     assert!(matches!(read, Err(RequestError::Overloaded(_))), "{read:?}");
@@ -93,7 +100,10 @@ async fn a_request_over_requests_per_key_max_gets_overloaded_and_other_keys_go_o
     .await;
 
     let write = bounded("the third write of the key", c.node(1).write("hot", "v")).await;
-    assert!(matches!(write, Err(RequestError::Overloaded(_))), "{write:?}");
+    assert!(
+        matches!(write, Err(RequestError::Overloaded(_))),
+        "{write:?}"
+    );
     writes.push(spawn_write(&c, 1, "cold"));
     eventually("a write of another key is taken", || {
         c.node(1).status().pending_requests == 3

@@ -171,7 +171,7 @@ fn print_status(status: &Status) {
     println!(
         "counters: reads {} (fast {}), writes {}, cas {} (failed {}, aborted {}), stalls {}, \
          replays {}, retransmits {}, view changes {}, lease expiries {}, timeouts {}, \
-         overloaded {}",
+         overloaded {}, dropped peer messages with out-of-range numbers {}",
         c.reads,
         c.fast_reads,
         c.writes,
@@ -184,6 +184,7 @@ fn print_status(status: &Status) {
         c.view_changes,
         c.lease_expiries,
         c.timeouts,
-        c.overloaded
+        c.overloaded,
+        c.dropped_peer_numbers
     );
 }
