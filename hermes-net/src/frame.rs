@@ -276,6 +276,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         .into());
     }
     buf.clear();
+    // Exactly `len`: growing by doubling could reserve up to twice the maximum.
+    buf.reserve_exact(len);
     buf.resize(len, 0);
     let got = read_full(reader, buf).await?;
     if got < len {

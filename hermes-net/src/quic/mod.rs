@@ -84,6 +84,8 @@ pub(crate) mod close {
     pub(crate) const REPLACED: VarInt = VarInt::from_u32(3);
     /// A stream failed; both sides start over on a new connection.
     pub(crate) const STREAM_FAILED: VarInt = VarInt::from_u32(4);
+    /// A client connection was idle for `client_idle_timeout_ms`.
+    pub(crate) const IDLE: VarInt = VarInt::from_u32(5);
 }
 
 /// What [`QuicTransport::bind_with_clients`] returns: the transport, its peer inbox, and the
@@ -131,6 +133,7 @@ pub(crate) struct Limits {
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
     pub(crate) client_inflight_max: usize,
+    pub(crate) client_idle_timeout: Duration,
 }
 
 /// State shared by all tasks of a transport that does not depend on the message type.
@@ -260,6 +263,7 @@ impl<M: Wire> QuicTransport<M> {
             backoff_min: Duration::from_millis(options.reconnect_backoff_min_ms),
             backoff_max: Duration::from_millis(options.reconnect_backoff_max_ms),
             client_inflight_max: options.client_inflight_max,
+            client_idle_timeout: Duration::from_millis(options.client_idle_timeout_ms),
         };
         let shared = Arc::new(EndpointState {
             id: config.node_id,

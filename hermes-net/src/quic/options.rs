@@ -24,7 +24,9 @@ pub struct QuicOptions {
     pub keep_alive_ms: u64,
     /// A connection with no packets for this long is closed.
     pub idle_timeout_ms: u64,
-    /// Time allowed for a handshake, and after it for the remote hello.
+    /// Time allowed for a handshake (of peers, and of clients over QUIC or TLS on TCP), and
+    /// after it for a peer's hello. A client connection that has not finished its TLS handshake
+    /// by then is closed and its slot freed.
     pub handshake_timeout_ms: u64,
     /// First delay before redialing a lost or unreachable peer.
     pub reconnect_backoff_min_ms: u64,
@@ -38,8 +40,13 @@ pub struct QuicOptions {
     /// Most unanswered requests per client connection; beyond it the server stops reading from
     /// that client.
     pub client_inflight_max: usize,
-    /// Most client connections served at once (QUIC and TCP together); more are refused.
+    /// Most client connections served at once (QUIC and TCP together, a TCP connection from
+    /// the moment it is accepted, TLS handshake included); more are refused.
     pub client_connections_max: usize,
+    /// A client connection (QUIC or TCP) with no request in flight that has received nothing
+    /// for this long is closed, freeing its slot; one with requests in flight is never closed
+    /// for idleness.
+    pub client_idle_timeout_ms: u64,
     /// With [`crate::QuicTransport::bind_with_clients`], also accept clients over TLS on TCP, on
     /// the TCP port with the same number as the UDP port.
     pub client_tcp: bool,
@@ -70,6 +77,11 @@ impl QuicOptions {
     pub const CLIENT_INFLIGHT_MAX_DEFAULT: usize = 1024;
     /// Default [`QuicOptions::client_connections_max`].
     pub const CLIENT_CONNECTIONS_MAX_DEFAULT: usize = 1024;
+    /// Default [`QuicOptions::client_idle_timeout_ms`]: 5 minutes. Long enough for a client
+    /// that pauses between bursts (an interactive shell, a pool connection) to keep its
+    /// connection and skip a new handshake; short enough that clients which vanish or hold
+    /// connections without using them give their slots back within minutes.
+    pub const CLIENT_IDLE_TIMEOUT_MS_DEFAULT: u64 = 300_000;
     /// Default [`QuicOptions::client_tcp`].
     pub const CLIENT_TCP_DEFAULT: bool = true;
 
@@ -99,8 +111,13 @@ impl QuicOptions {
         if self.keep_alive_ms == 0 || self.keep_alive_ms >= self.idle_timeout_ms {
             return fail("keep_alive_ms must be above 0 and below idle_timeout_ms".into());
         }
-        if self.handshake_timeout_ms == 0 {
-            return fail("handshake_timeout_ms must be above 0".into());
+        for (name, value) in [
+            ("handshake_timeout_ms", self.handshake_timeout_ms),
+            ("client_idle_timeout_ms", self.client_idle_timeout_ms),
+        ] {
+            if value == 0 {
+                return fail(format!("{name} must be above 0"));
+            }
         }
         if self.reconnect_backoff_min_ms == 0
             || self.reconnect_backoff_min_ms > self.reconnect_backoff_max_ms
@@ -130,6 +147,7 @@ impl Default for QuicOptions {
             client_queue_max: Self::CLIENT_QUEUE_MAX_DEFAULT,
             client_inflight_max: Self::CLIENT_INFLIGHT_MAX_DEFAULT,
             client_connections_max: Self::CLIENT_CONNECTIONS_MAX_DEFAULT,
+            client_idle_timeout_ms: Self::CLIENT_IDLE_TIMEOUT_MS_DEFAULT,
             client_tcp: Self::CLIENT_TCP_DEFAULT,
         }
     }

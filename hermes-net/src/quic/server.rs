@@ -1,11 +1,16 @@
 //! The server side of the client protocol: requests to the application, responses back.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 
 use super::link::{ClientConn, Link};
 use super::{close, ClientService, Common};
@@ -99,23 +104,33 @@ async fn serve_connection<Req, Resp>(
 {
     bump(&common.counters.client_connections, 1);
     let inflight = Arc::new(Semaphore::new(common.limits.client_inflight_max));
+    let activity = Arc::new(Activity::new());
+    let idle = idle_watch(&activity, &inflight, &common);
     match conn {
         ClientConn::Quic(conn) => {
             tracing::debug!(remote = %conn.remote_address(), "QUIC client connected");
-            while let Ok((send, recv)) = conn.accept_bi().await {
-                let (tx, rx) = mpsc::unbounded_channel();
-                common
-                    .tasks
-                    .spawn(write_responses(send, rx, Arc::clone(&common)));
-                let reader = read_requests(
-                    Link::Quic(conn.clone()),
-                    recv,
-                    tx,
-                    requests.clone(),
-                    Arc::clone(&inflight),
-                    Arc::clone(&common),
-                );
-                common.tasks.spawn(reader);
+            let link = Link::Quic(conn.clone());
+            let accept_streams = async {
+                while let Ok((send, recv)) = conn.accept_bi().await {
+                    activity.touch();
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    common
+                        .tasks
+                        .spawn(write_responses(send, rx, Arc::clone(&common)));
+                    let reader = read_requests(
+                        link.clone(),
+                        Watched::new(recv, Arc::clone(&activity)),
+                        tx,
+                        requests.clone(),
+                        Arc::clone(&inflight),
+                        Arc::clone(&common),
+                    );
+                    common.tasks.spawn(reader);
+                }
+            };
+            tokio::select! {
+                () = accept_streams => {}
+                () = idle => close_idle(&common, &link),
             }
         }
         ClientConn::Tcp(stream, remote) => {
@@ -126,9 +141,108 @@ async fn serve_connection<Req, Resp>(
                 .tasks
                 .spawn(write_responses(send, rx, Arc::clone(&common)));
             let link = Link::Tcp(remote);
-            read_requests(link, recv, tx, requests, inflight, Arc::clone(&common)).await;
+            let recv = Watched::new(recv, Arc::clone(&activity));
+            let reader = read_requests(
+                link.clone(),
+                recv,
+                tx,
+                requests,
+                Arc::clone(&inflight),
+                Arc::clone(&common),
+            );
+            // When the idle watch wins, dropping the reader drops the answer channel: the writer
+            // shuts the TLS stream down and the connection closes.
+            tokio::select! {
+                () = reader => {}
+                () = idle => close_idle(&common, &link),
+            }
         }
     }
+}
+
+/// When a client connection last received a byte (or last had a request in flight), shared by
+/// its readers and its idle watch.
+struct Activity {
+    start: Instant,
+    /// Milliseconds from `start` to the last activity.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let now = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// How long ago the last activity was.
+    fn quiet_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        self.start.elapsed().saturating_sub(last)
+    }
+}
+
+/// A reader that marks its connection active whenever bytes arrive.
+struct Watched<R> {
+    inner: R,
+    activity: Arc<Activity>,
+}
+
+impl<R> Watched<R> {
+    fn new(inner: R, activity: Arc<Activity>) -> Self {
+        Watched { inner, activity }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Watched<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        polled
+    }
+}
+
+/// Returns once the connection has had no request in flight and received nothing for
+/// `client_idle_timeout`. Time with requests in flight counts as activity, so the idle clock
+/// starts again (within one period) after the last answer.
+async fn idle_watch(activity: &Activity, inflight: &Semaphore, common: &Common) {
+    let limits = common.limits;
+    loop {
+        if inflight.available_permits() < limits.client_inflight_max {
+            activity.touch();
+        }
+        let quiet = activity.quiet_for();
+        if quiet >= limits.client_idle_timeout {
+            return;
+        }
+        tokio::time::sleep(limits.client_idle_timeout - quiet).await;
+    }
+}
+
+/// Counts and logs a client connection closed for idleness, and closes it over QUIC (over TCP
+/// the caller ends the reader).
+fn close_idle(common: &Common, link: &Link) {
+    // Counted with the other client connections this endpoint turned away on its own decision.
+    bump(&common.counters.peers_refused, 1);
+    link.close(close::IDLE, b"idle");
+    let idle_ms = common.limits.client_idle_timeout.as_millis();
+    common.errors.record_quiet(NetError::ConnectionLost {
+        remote: link.remote(),
+        reason: format!("closed after {idle_ms} ms idle with no request in flight"),
+    });
 }
 
 /// Counts and logs a bad frame from a client and closes its QUIC connection (over TCP the reader
@@ -246,6 +360,8 @@ async fn write_responses<Resp: Serialize + Send + 'static, W: AsyncWrite + Unpin
         if send.write_all(encoder.finish()).await.is_err() || send.flush().await.is_err() {
             return;
         }
+        // The answers are written: their requests are no longer in flight.
+        permits.clear();
     }
     let _ = send.shutdown().await;
 }

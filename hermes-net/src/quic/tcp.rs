@@ -4,6 +4,12 @@
 //! Small request/response exchanges are cheaper over the kernel's TCP than over a user-space
 //! QUIC stack (no separate acknowledgement packets, no per-packet task wake-ups), so this is the
 //! default way for clients; QUIC serves them too.
+//!
+//! The accept loop only accepts: each connection takes one of the `client_connections_max` slots
+//! at once (so sockets that never speak cannot pile up beyond it) and runs its TLS handshake in
+//! its own task, closed after `handshake_timeout_ms`; a silent socket never delays the next
+//! accept. Once served, a connection idle for `client_idle_timeout_ms` is closed (see
+//! `server`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
