@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Waker};
 
 use hermes_core::NodeId;
 use hermes_net::frame::{self, encode_batch, Hello, ReadFrameError, FRAME_BYTES_MIN, PREFIX_BYTES};
-use hermes_net::{FrameError, Request, Response, ServerError};
+use hermes_net::{FrameError, RequestEnvelope, ResponseEnvelope, ServerError};
 use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -121,9 +121,9 @@ fn req() -> impl Strategy<Value = Req> {
     ]
 }
 
-fn requests() -> impl Strategy<Value = Vec<Request<Req>>> {
+fn requests() -> impl Strategy<Value = Vec<RequestEnvelope<Req>>> {
     prop::collection::vec(
-        (any::<u64>(), req()).prop_map(|(id, body)| Request { id, body }),
+        (any::<u64>(), req()).prop_map(|(id, body)| RequestEnvelope { id, body }),
         0..6,
     )
 }
@@ -234,8 +234,8 @@ fn decode_checked<T: DeserializeOwned>(body: &[u8]) -> Result<Vec<T>, FrameError
 
 /// Every batch decoder of the crate, on one body.
 fn decode_every_kind(body: &[u8]) {
-    let _ = decode_checked::<Request<Req>>(body);
-    let _ = decode_checked::<Response<Resp>>(body);
+    let _ = decode_checked::<RequestEnvelope<Req>>(body);
+    let _ = decode_checked::<ResponseEnvelope<Resp>>(body);
     let _ = decode_checked::<PeerMsg>(body);
     let _ = decode_checked::<Hello>(body);
 }
@@ -288,7 +288,7 @@ proptest! {
             let (bodies, end) = read_all(Split { parts: [first, rest] }, 1 << 16);
             prop_assert_eq!(end, Ok(()));
             prop_assert_eq!(bodies.len(), 1);
-            prop_assert_eq!(&decode_checked::<Request<Req>>(&bodies[0]).unwrap(), &batch);
+            prop_assert_eq!(&decode_checked::<RequestEnvelope<Req>>(&bodies[0]).unwrap(), &batch);
         }
     }
 
@@ -342,9 +342,9 @@ proptest! {
         ids in prop::collection::vec(any::<u64>(), 0..6),
         node in any::<u32>(),
     ) {
-        let responses: Vec<Response<Resp>> = ids
+        let responses: Vec<ResponseEnvelope<Resp>> = ids
             .iter()
-            .map(|&id| Response { id, body: if id % 2 == 0 { Ok(Resp::Done) } else { Err(ServerError::Overloaded) } })
+            .map(|&id| ResponseEnvelope { id, body: if id % 2 == 0 { Ok(Resp::Done) } else { Err(ServerError::Overloaded) } })
             .collect();
         let mut stream = frame::encode_hello(NodeId(node));
         stream.extend(encode_batch(&responses, 1 << 16).unwrap());
@@ -353,6 +353,6 @@ proptest! {
         prop_assert_eq!(bodies.len(), 2);
         let hello: Hello = postcard::from_bytes(&bodies[0]).unwrap();
         prop_assert_eq!(hello.node, NodeId(node));
-        prop_assert_eq!(&decode_checked::<Response<Resp>>(&bodies[1]).unwrap(), &responses);
+        prop_assert_eq!(&decode_checked::<ResponseEnvelope<Resp>>(&bodies[1]).unwrap(), &responses);
     }
 }

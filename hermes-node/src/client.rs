@@ -2,11 +2,14 @@
 //! protocol of `hermes-net`).
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
 use hermes_core::{NodeId, Op, Outcome, Ts};
-use hermes_net::{Client, TlsConfig};
+use hermes_net::{Client, ClientOptions, TlsConfig};
 
 use crate::api::ClientApi;
 use crate::config::ClientConfig;
@@ -16,11 +19,23 @@ use crate::{RequestError, Status};
 /// A connection to one node of a cluster. Calls take `&self` and may run concurrently: they are
 /// pipelined over one connection (one TLS-over-TCP stream pair, or one QUIC stream). Offers the
 /// requests of [`ClientApi`], as [`crate::ClusterNode`] does.
+///
+/// A connection the node has closed (after `network.client_idle_timeout_ms` with no request, or
+/// when the node restarted) is redialled by the next call. Only a connection known to be closed
+/// before a call is sent is redialled, so a call is never sent twice.
 pub struct RemoteClient {
-    client: Client<ClientCall, ClientAnswer>,
+    connection: Mutex<Arc<Connection>>,
+    /// Serialises redials, so that concurrent calls on a closed connection dial once.
+    redialing: tokio::sync::Mutex<()>,
+    closed_by_user: AtomicBool,
+    addr: SocketAddr,
+    tls: TlsConfig,
+    options: ClientOptions,
     node: NodeId,
     request_timeout: Duration,
 }
+
+type Connection = Client<ClientCall, ClientAnswer>;
 
 impl RemoteClient {
     /// Connects to node `node` of the configuration with its loaded TLS material
@@ -40,14 +55,46 @@ impl RemoteClient {
                 node.0
             ))
         })?;
-        let client = Client::connect_with(addr, node, tls, config.client_options())
-            .await
-            .map_err(|err| err.into_request_error(format_args!("node {} at {addr}", node.0)))?;
+        let options = config.client_options();
+        let client = dial(addr, node, tls, options).await?;
         Ok(RemoteClient {
-            client,
+            connection: Mutex::new(Arc::new(client)),
+            redialing: tokio::sync::Mutex::new(()),
+            closed_by_user: AtomicBool::new(false),
+            addr,
+            tls: tls.clone(),
+            options,
             node,
             request_timeout: Duration::from_millis(config.request_timeout_ms),
         })
+    }
+
+    fn current(&self) -> Arc<Connection> {
+        Arc::clone(
+            &self
+                .connection
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
+    /// The live connection: the current one, or a new one if the node had closed it.
+    async fn connection(&self) -> Result<Arc<Connection>, RequestError> {
+        let current = self.current();
+        if !current.is_closed() || self.closed_by_user.load(Ordering::Acquire) {
+            return Ok(current);
+        }
+        let _redialing = self.redialing.lock().await;
+        let current = self.current();
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        let fresh = Arc::new(dial(self.addr, self.node, &self.tls, self.options).await?);
+        *self
+            .connection
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&fresh);
+        Ok(fresh)
     }
 
     /// Connects to `preferred` if given, otherwise to the first configured node that answers.
@@ -82,7 +129,8 @@ impl RemoteClient {
     }
 
     async fn call(&self, call: ClientCall) -> Result<ClientAnswer, RequestError> {
-        match tokio::time::timeout(self.request_timeout, self.client.call(call)).await {
+        let connection = self.connection().await?;
+        match tokio::time::timeout(self.request_timeout, connection.call(call)).await {
             Ok(Ok(answer)) => Ok(answer),
             Ok(Err(err)) => Err(err.into_request_error(format_args!("node {}", self.node.0))),
             Err(_) => Err(RequestError::Timeout {
@@ -162,7 +210,8 @@ impl RemoteClient {
 
     /// Closes the connection.
     pub fn close(&self) {
-        self.client.close();
+        self.closed_by_user.store(true, Ordering::Release);
+        self.current().close();
     }
 }
 
@@ -174,4 +223,15 @@ impl ClientApi for RemoteClient {
     fn status(&self) -> impl Future<Output = Result<Status, RequestError>> + Send {
         RemoteClient::status(self)
     }
+}
+
+async fn dial(
+    addr: SocketAddr,
+    node: NodeId,
+    tls: &TlsConfig,
+    options: ClientOptions,
+) -> Result<Connection, RequestError> {
+    Client::connect_with(addr, node, tls, options)
+        .await
+        .map_err(|err| err.into_request_error(format_args!("node {} at {addr}", node.0)))
 }

@@ -61,15 +61,16 @@ async fn the_api_runs_against_an_in_process_node() {
     }
 }
 
-#[tokio::test]
-async fn the_api_runs_against_a_remote_node() {
+/// One node started from a TOML file (with `extra` appended) and a client configuration for
+/// it, in a temporary directory.
+async fn remote_node(extra: &str) -> (tempfile::TempDir, ClusterNode, ClientConfig) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let certs = dir.path().join("certs");
     hermes_net::gen_certs(&certs, &[NodeId(1)], &["test"], false).expect("certificates");
     let addr = hermes_net::free_loopback_addrs(1).expect("free port")[0];
     let node_toml = format!(
         "node_id = 1\nlisten = \"{addr}\"\ndata_dir = \"{data}\"\n\n[tls]\nca = \"{ca}\"\n\
-         cert = \"{cert}\"\nkey = \"{key}\"\n",
+         cert = \"{cert}\"\nkey = \"{key}\"\n{extra}",
         data = dir.path().join("node1").display(),
         ca = certs.join("ca.pem").display(),
         cert = certs.join("node-1.pem").display(),
@@ -87,6 +88,12 @@ async fn the_api_runs_against_a_remote_node() {
     let client_path = dir.path().join("client.toml");
     std::fs::write(&client_path, client_toml).expect("write client config");
     let config = ClientConfig::load(&client_path).expect("client config");
+    (dir, node, config)
+}
+
+#[tokio::test]
+async fn the_api_runs_against_a_remote_node() {
+    let (_dir, node, config) = remote_node("").await;
     let tls = config.tls.load().expect("client certificates");
     let client = RemoteClient::connect(&config, &tls, NodeId(1))
         .await
@@ -96,5 +103,27 @@ async fn the_api_runs_against_a_remote_node() {
     exercise(&node, 1).await;
 
     client.close();
+    node.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test]
+async fn a_remote_client_redials_a_connection_the_node_closed_for_idleness() {
+    let (_dir, node, config) = remote_node("\n[network]\nclient_idle_timeout_ms = 200\n").await;
+    let tls = config.tls.load().expect("client certificates");
+    let client = RemoteClient::connect(&config, &tls, NodeId(1))
+        .await
+        .expect("connect");
+    client.write("k", "before").await.expect("write");
+    // Well past the idle timeout: the node has closed the connection.
+    tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+    client
+        .write("k", "after")
+        .await
+        .expect("write after the idle close");
+    assert_eq!(client.read("k").await.expect("read"), "after");
+
+    // A client closed by its owner stays closed.
+    client.close();
+    assert!(client.read("k").await.is_err());
     node.shutdown().await.expect("shutdown");
 }

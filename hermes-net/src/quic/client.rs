@@ -272,6 +272,12 @@ where
 }
 
 impl<Req, Resp> Client<Req, Resp> {
+    /// Whether the connection is known to have ended (closed by either side, or lost): every
+    /// later [`Client::call`] fails at once without sending anything.
+    pub fn is_closed(&self) -> bool {
+        self.pending.lock().closed.is_some()
+    }
+
     fn closed_error(&self) -> NetError {
         self.pending
             .lock()
