@@ -8,7 +8,7 @@
 //!
 //! A timer is armed at most once: arming it again moves it. A single-instance timer remembers
 //! its deadline in the table. A per-key or per-request timer is armed and moved through
-//! [`TimerTable::reschedule`] by a caller that keeps its deadline beside the state it is about
+//! `TimerTable::reschedule` by a caller that keeps its deadline beside the state it is about
 //! ([`crate::replica::KeyEntry::deadline`], a pending request's deadline), so that arming one on
 //! the write path costs one ordered-set insertion and disarming it one removal, as before.
 

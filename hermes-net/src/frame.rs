@@ -11,7 +11,7 @@
 //! ```
 //!
 //! A peer stream starts with one hello frame and continues with batch frames of the message type;
-//! a client stream carries batch frames of [`crate::Request`] one way and [`crate::Response`] the
+//! a client stream carries batch frames of [`crate::RequestEnvelope`] one way and [`crate::ResponseEnvelope`] the
 //! other. The length prefix is checked against the maximum before anything is allocated; a body
 //! must decode completely with no bytes left over.
 

@@ -138,7 +138,7 @@ const _: () = assert!(
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
     /// Requests from the in-process API queued for the driver before new ones get
-    /// [`NodeError::Overloaded`].
+    /// [`crate::RequestError::Overloaded`].
     pub commands_max: usize,
     /// Most inputs (messages, requests) the driver handles under one lock of the core.
     pub drain_inputs_max: usize,

@@ -28,7 +28,7 @@ const CERTS_DIR: &str = "certs";
 /// The client configuration, relative to the cluster's directory.
 const CLIENT_CONFIG_FILE: &str = "client.toml";
 
-/// The files of a local cluster in one directory (see the [module](self) documentation): where
+/// The files of a local cluster in one directory (see the module documentation): where
 /// they are, and [`LocalCluster::write`] to write them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocalCluster {

@@ -99,7 +99,7 @@ pub struct QuicConfig {
     /// This node's id; its certificate must name it (`node-<id>.hermes`).
     pub node_id: NodeId,
     /// The address to listen on: peers and QUIC clients on its UDP port and, with
-    /// [`QuicConfig::client_tcp`], TLS clients on the TCP port of the same number; port 0 picks a
+    /// [`QuicOptions::client_tcp`](crate::QuicOptions::client_tcp), TLS clients on the TCP port of the same number; port 0 picks a
     /// free port (see [`QuicTransport::local_addr`]).
     pub listen: SocketAddr,
     /// The other nodes and their addresses. An entry for `node_id` itself is ignored.
